@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import type { ChatMessage, SamplingParams } from '../domain/chat.js';
+import type { InferenceClient } from '../backends/inference.js';
+import { InferenceError } from '../backends/inference.js';
+import type { ObjectStore } from '../backends/s3-store.js';
+
+/** One stored sample: enough to audit where it came from and to reuse it instead of paying again. */
+export interface CachedSample {
+  key: string;
+  index: number;
+  text: string;
+  finishReason: string;
+  model: string;
+  responseId: string;
+  /** Which request produced it: a run of samples asked for in one call with `n`. */
+  request: { seed: number | undefined; n: number; choice: number };
+}
+
+export interface SampleRequest {
+  client: InferenceClient;
+  model: string;
+  messages: ChatMessage[];
+  sampling: SamplingParams;
+  /** Sample indices wanted, e.g. 0..K-1. */
+  indices: number[];
+  signal?: AbortSignal;
+  /** Called after each request is stored (heartbeat hook). */
+  onStored?: (stored: number) => void;
+}
+
+export interface SampleResult {
+  samples: CachedSample[];
+  callsMade: number;
+  samplesReused: number;
+}
+
+const CACHE_PREFIX = 'cache/chat';
+
+/**
+ * Content address of one sample: what was asked, with which sampling settings, and which
+ * sample it is. Two runs with the same config hit the same keys; no call is paid twice.
+ */
+export function sampleKey(model: string, messages: ChatMessage[], sampling: SamplingParams, index: number): string {
+  const canonical = JSON.stringify({
+    model,
+    messages: messages.map((m) => [m.role, m.content]),
+    temperature: sampling.temperature,
+    topP: sampling.topP ?? null,
+    maxTokens: sampling.maxTokens ?? null,
+    seed: sampling.seed ?? null,
+    index,
+  });
+  const hash = createHash('sha256').update(canonical).digest('hex');
+  return `${CACHE_PREFIX}/${hash.slice(0, 2)}/${hash}.json`;
+}
+
+/**
+ * Seed of the request that draws samples [start, start+n): distinct per run of samples so
+ * samples drawn in separate requests are independent, and stable so a re-run asks the same.
+ */
+export function requestSeed(seed: number | undefined, start: number): number | undefined {
+  if (seed === undefined) return undefined;
+  return start === 0 ? seed : (seed * 1_000_003 + start) % 2_147_483_647;
+}
+
+/**
+ * Returns the wanted samples, reading stored ones and asking the server only for the rest.
+ * Each response is written to the store before this returns, so a crash after a call loses
+ * at most the calls still in flight. Missing samples are asked for in contiguous runs, one
+ * request with `n` per run where the server supports it, else one request per sample.
+ * Truncated samples are not stored and raise a retryable error after the good ones are kept.
+ */
+export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
+  const keys = req.indices.map((i) => sampleKey(req.model, req.messages, req.sampling, i));
+  const found = await Promise.all(keys.map((k) => store.getJsonIfExists<CachedSample>(k)));
+  const samples = new Map<number, CachedSample>();
+  const missing: number[] = [];
+  req.indices.forEach((index, j) => {
+    const hit = found[j];
+    if (hit) samples.set(index, hit);
+    else missing.push(index);
+  });
+  const samplesReused = samples.size;
+
+  const runs = req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
+  let callsMade = 0;
+  let truncated = 0;
+  await Promise.all(
+    runs.map(async ([start, end]) => {
+      const seed = requestSeed(req.sampling.seed, start);
+      const result = await req.client.chat(
+        { model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n: end - start },
+        req.signal,
+      );
+      callsMade += 1;
+      await Promise.all(
+        result.choices.map(async (choice, j) => {
+          const index = start + j;
+          if (choice.finishReason === 'length') {
+            truncated += 1;
+            return;
+          }
+          const sample: CachedSample = {
+            key: keys[req.indices.indexOf(index)]!,
+            index,
+            text: choice.text,
+            finishReason: choice.finishReason,
+            model: result.model || req.model,
+            responseId: result.id,
+            request: { seed, n: end - start, choice: j },
+          };
+          await store.putJson(sample.key, sample);
+          samples.set(index, sample);
+        }),
+      );
+      req.onStored?.(samples.size);
+    }),
+  );
+  if (truncated > 0) {
+    throw new InferenceError('truncated', `${truncated} sample(s) hit the token limit (max_tokens=${req.sampling.maxTokens ?? 'server default'}); kept the others`);
+  }
+  return { samples: req.indices.map((i) => samples.get(i)!), callsMade, samplesReused };
+}
+
+function contiguousRuns(indices: number[]): (readonly [number, number])[] {
+  const sorted = [...indices].sort((a, b) => a - b);
+  const runs: [number, number][] = [];
+  for (const i of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === i) last[1] = i + 1;
+    else runs.push([i, i + 1]);
+  }
+  return runs;
+}

@@ -1,0 +1,122 @@
+/**
+ * One place for what tests need from the real stack: clients, a store, a worker per test with
+ * its own task queue (in-process or as a child process that can be killed).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { ObjectStore } from '../../src/backends/s3-store.js';
+import { inferenceClientPool, type ActivityDeps } from '../../src/activities/deps.js';
+import { createSparkWorker } from '../../src/workers/create-worker.js';
+import { repoRoot, TEST_S3_KEYS } from './paths.js';
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+/** Environment variables that point a process at this suite's S3 and Temporal. */
+export function stackEnv(): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_NAMESPACE: 'default',
+    SPARK_S3_ENDPOINT: inject('s3Endpoint'),
+    SPARK_S3_BUCKET: inject('s3Bucket'),
+    SPARK_S3_REGION: 'us-east-1',
+    SPARK_S3_FORCE_PATH_STYLE: 'true',
+    ...TEST_S3_KEYS,
+  };
+}
+
+export function makeStore(): ObjectStore {
+  return new ObjectStore({
+    endpoint: inject('s3Endpoint'),
+    bucket: inject('s3Bucket'),
+    region: 'us-east-1',
+    forcePathStyle: true,
+    accessKeyId: TEST_S3_KEYS.AWS_ACCESS_KEY_ID,
+    secretAccessKey: TEST_S3_KEYS.AWS_SECRET_ACCESS_KEY,
+  });
+}
+
+export function uniqueTaskQueue(name: string): string {
+  return `test-${name}-${randomUUID().slice(0, 8)}`;
+}
+
+export async function connectClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  return { client: new Client({ connection, namespace: 'default' }), close: () => connection.close() };
+}
+
+/** Runs `fn` while an in-process worker polls `taskQueue`; the worker stops afterwards. */
+export async function withWorker<T>(
+  opts: { taskQueue: string; deps?: Partial<ActivityDeps>; maxConcurrentActivities?: number },
+  fn: (worker: Worker) => Promise<T>,
+): Promise<T> {
+  quietRuntime();
+  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const store = opts.deps?.store ?? makeStore();
+  const worker = await createSparkWorker({
+    connection,
+    namespace: 'default',
+    taskQueue: opts.taskQueue,
+    deps: { store, inference: opts.deps?.inference ?? inferenceClientPool() },
+    workflowBundlePath: inject('workflowBundlePath'),
+    maxConcurrentActivities: opts.maxConcurrentActivities,
+  });
+  try {
+    return await worker.runUntil(fn(worker));
+  } finally {
+    await connection.close();
+  }
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Resolves when the worker prints its ready line. */
+  ready: Promise<void>;
+  /** SIGKILL: no graceful shutdown, in-flight activities are lost mid-way. */
+  kill(): Promise<void>;
+}
+
+/** Starts `src/workers/main.ts` as a separate process, the way production runs it. */
+export function spawnWorkerProcess(opts: { taskQueue: string; env?: Record<string, string> }): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/workers/main.ts')], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      ...stackEnv(),
+      SPARK_TASK_QUEUE: opts.taskQueue,
+      SPARK_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.includes('"worker-ready"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready: ${stderr}`)));
+  });
+  return {
+    child,
+    ready,
+    kill: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}

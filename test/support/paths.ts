@@ -1,0 +1,19 @@
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Credentials of the throwaway versitygw the suite starts. */
+export const TEST_S3_KEYS = { AWS_ACCESS_KEY_ID: 'sparktest', AWS_SECRET_ACCESS_KEY: 'sparktestsecret' } as const;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
