@@ -10,6 +10,7 @@ import { sha256Hex } from '../backends/s3-store.js';
 import type { ActivityDeps } from './deps.js';
 import { sampleWithCache } from './chat-cache.js';
 import { mapFailures } from './failures.js';
+import { withHeartbeat } from './heartbeat.js';
 
 export interface ProblemEntry {
   id: string;
@@ -76,15 +77,20 @@ export function createSolutionActivities({ store, inference }: ActivityDeps) {
       return mapFailures(async () => {
         const problem = await store.getJson<Problem>(input.problem.ref.uri);
         const messages = buildGeneratorMessages(problem.question);
-        const { samples, callsMade, samplesReused } = await sampleWithCache(store, {
-          client: inference(input.endpoint),
-          model: input.model,
-          messages,
-          sampling: input.sampling,
-          indices: Array.from({ length: input.count }, (_, i) => i),
-          signal: Context.current().cancellationSignal,
-          onStored: (stored) => Context.current().heartbeat({ stored }),
-        });
+        let stored = 0;
+        const { samples, callsMade, samplesReused } = await withHeartbeat(
+          () =>
+            sampleWithCache(store, {
+              client: inference(input.endpoint),
+              model: input.model,
+              messages,
+              sampling: input.sampling,
+              indices: Array.from({ length: input.count }, (_, i) => i),
+              signal: Context.current().cancellationSignal,
+              onStored: (n) => (stored = n),
+            }),
+          () => ({ stored }),
+        );
         const doc: SolutionsDoc = {
           problemId: problem.id,
           question: problem.question,

@@ -5,9 +5,13 @@ import type { ActivityOptions } from '@temporalio/workflow';
  * 4xx from a model server) are marked so by the activities, not listed here.
  */
 
-/** A call to a model server: may queue behind other work on a busy GPU, so allow minutes. */
+/**
+ * A call to a model server: may queue behind other work on a busy GPU, so allow minutes; the
+ * activity heartbeats every second while waiting, so a dead worker is noticed in 10 s.
+ */
 export const llmCall: ActivityOptions = {
   startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 };
 

@@ -18,7 +18,8 @@ let runtimeInstalled = false;
 function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // Activity failures are expected in fault tests; only errors are worth printing.
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
 }
 
 /** Environment variables that point a process at this suite's S3 and Temporal. */

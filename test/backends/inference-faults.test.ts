@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
+import { InferenceClient, InferenceError } from '../../src/backends/inference.js';
+import { toApplicationFailure } from '../../src/activities/failures.js';
+import { sampleWithCache } from '../../src/activities/chat-cache.js';
+import { buildGeneratorMessages } from '../../src/domain/prompts.js';
+import { generateProblems } from '../../src/domain/arith.js';
+import { startSimServer } from '../../src/sim/server.js';
+import { makeStore } from '../support/harness.js';
+
+type Sim = Awaited<ReturnType<typeof startSimServer>>;
+let sim: Sim;
+const store = makeStore();
+const question = generateProblems({ seed: 3, count: 1 })[0]!.question;
+const messages = buildGeneratorMessages(question);
+const sampling = { temperature: 0.8, topP: 0.95, maxTokens: 512, seed: 11 };
+
+beforeAll(async () => {
+  sim = await startSimServer({ seed: 5 });
+});
+afterAll(async () => {
+  await sim.close();
+  store.destroy();
+});
+
+const noFaults = { rate429: 0, rate500: 0, rateHang: 0, rateTruncated: 0, rateMalformed: 0, rateReset: 0 };
+
+async function failureFor(faults: Partial<typeof noFaults> & { retryAfterSeconds?: number }, opts: { model?: string; timeoutMs?: number; n?: number } = {}) {
+  sim.setConfig({ faults: { ...noFaults, ...faults } });
+  const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: opts.timeoutMs ?? 10_000 });
+  const err = await client
+    .chat({ model: opts.model ?? 'sim-policy', messages, sampling, n: opts.n ?? 1 })
+    .then(() => null, (e: unknown) => e);
+  sim.setConfig({ faults: noFaults });
+  expect(err).toBeInstanceOf(InferenceError);
+  const failure = toApplicationFailure(err);
+  expect(failure).toBeInstanceOf(ApplicationFailure);
+  return { error: err as InferenceError, failure: failure as ApplicationFailure };
+}
+
+describe('inference faults reach the right Temporal failure', () => {
+  it('429 is retryable and carries the server\'s retry-after as the next retry delay', async () => {
+    const { error, failure } = await failureFor({ rate429: 1, retryAfterSeconds: 3 });
+    expect(error.kind).toBe('rate-limited');
+    expect(failure.type).toBe('Inference.rate-limited');
+    expect(failure.nonRetryable).toBe(false);
+    expect(failure.nextRetryDelay).toBe(3000);
+  });
+
+  it('500 is a retryable server error', async () => {
+    const { failure } = await failureFor({ rate500: 1 });
+    expect(failure.type).toBe('Inference.server-error');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
+  it('a hung request times out on the client and is retryable', async () => {
+    const { failure } = await failureFor({ rateHang: 1 }, { timeoutMs: 300 });
+    expect(failure.type).toBe('Inference.timeout');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
+  it('a connection reset is a retryable connection failure', async () => {
+    const { failure } = await failureFor({ rateReset: 1 });
+    expect(failure.type).toBe('Inference.connection');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
+  it('a 200 whose body is not JSON is a retryable malformed response', async () => {
+    const { failure } = await failureFor({ rateMalformed: 1 });
+    expect(failure.type).toBe('Inference.malformed-response');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
+  it('an unknown model (404) is not retryable and names the server', async () => {
+    const { failure } = await failureFor({}, { model: 'no-such-model' });
+    expect(failure.type).toBe('Inference.not-found');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toContain(sim.url);
+  });
+
+  it('an invalid request (400) is not retryable', async () => {
+    const { failure } = await failureFor({}, { n: 0 });
+    expect(failure.type).toBe('Inference.bad-request');
+    expect(failure.nonRetryable).toBe(true);
+  });
+
+  it('truncated samples are not stored and fail retryably; the good ones of the same request are kept', async () => {
+    sim.setConfig({ faults: { ...noFaults, rateTruncated: 1 } });
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
+    const req = { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 901 }, indices: [0, 1, 2, 3] };
+    const err = await sampleWithCache(store, req).then(() => null, (e: unknown) => e);
+    sim.setConfig({ faults: noFaults });
+    const failure = toApplicationFailure(err) as ApplicationFailure;
+    expect(failure.type).toBe('Inference.truncated');
+    expect(failure.nonRetryable).toBe(false);
+    // The retry asks only for what is missing and then succeeds.
+    const retried = await sampleWithCache(store, req);
+    expect(retried.samples).toHaveLength(4);
+    expect(retried.samples.every((s) => s.finishReason !== 'length')).toBe(true);
+  });
+});
+
+describe('sampleWithCache', () => {
+  it('asks once with n=K, stores every sample, and a second call makes no request at all', async () => {
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
+    const req = { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 1234 }, indices: [0, 1, 2, 3, 4, 5] };
+    const first = await sampleWithCache(store, req);
+    expect(first.callsMade).toBe(1);
+    expect(first.samplesReused).toBe(0);
+    const second = await sampleWithCache(store, req);
+    expect(second.callsMade).toBe(0);
+    expect(second.samplesReused).toBe(6);
+    expect(second.samples.map((s) => s.text)).toEqual(first.samples.map((s) => s.text));
+  });
+
+  it('without n support, asks one request per sample with distinct seeds', async () => {
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: false, timeoutMs: 10_000 });
+    const out = await sampleWithCache(store, { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 77 }, indices: [0, 1, 2] });
+    expect(out.callsMade).toBe(3);
+    expect(new Set(out.samples.map((s) => s.request.seed)).size).toBe(3);
+  });
+});

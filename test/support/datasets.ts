@@ -1,0 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import type { ObjectStore } from '../../src/backends/s3-store.js';
+import { generateProblems } from '../../src/domain/arith.js';
+import type { ObjectRef } from '../../src/domain/refs.js';
+
+/** Writes `count` sandbox problems as a JSONL dataset under a fresh key. */
+export async function uploadSandboxProblems(store: ObjectStore, opts: { seed: number; count: number }): Promise<ObjectRef> {
+  const rows = generateProblems({ seed: opts.seed, count: opts.count }).map((p) => JSON.stringify({ id: p.id, question: p.question }));
+  return store.put(`test/datasets/${randomUUID()}.jsonl`, `${rows.join('\n')}\n`, 'application/x-ndjson');
+}

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { sha256Hex } from '../../src/backends/s3-store.js';
+import { InferenceClient } from '../../src/backends/inference.js';
+import { buildGeneratorMessages } from '../../src/domain/prompts.js';
+import type { SolutionsDoc } from '../../src/activities/solutions.js';
+import type { SampleSolutionsInput } from '../../src/domain/inputs/sample-solutions.js';
+import { sampleSolutions } from '../../src/workflows/index.js';
+import { SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../src/workflows/search-attributes.js';
+import { startSimServer } from '../../src/sim/server.js';
+import { connectClient, makeStore, uniqueTaskQueue, withWorker } from '../support/harness.js';
+import { uploadSandboxProblems } from '../support/datasets.js';
+
+const store = makeStore();
+let clientConn: Awaited<ReturnType<typeof connectClient>>;
+beforeAll(async () => {
+  clientConn = await connectClient();
+});
+afterAll(async () => {
+  await clientConn.close();
+  store.destroy();
+});
+
+function inputFor(runName: string, datasetUri: string, baseURL: string, seed: number, extra: Partial<SampleSolutionsInput> = {}): SampleSolutionsInput {
+  return {
+    runName,
+    dataset: { uri: datasetUri, limit: 6 },
+    generator: { endpoint: { baseURL, timeoutMs: 2000 }, model: 'sim-policy' },
+    samplesPerProblem: 3,
+    sampling: { temperature: 0.8, topP: 0.95, maxTokens: 1024, seed },
+    concurrency: 3,
+    ...extra,
+  };
+}
+
+const successes = (sim: { log: { entries: readonly { status: number; fault?: string }[] } }) =>
+  sim.log.entries.filter((e) => e.status === 200 && !e.fault).length;
+
+describe('sampleSolutions on the real stack', () => {
+  it('stores parsed solutions for problems read from S3, returns their references, and is findable by search attributes', async () => {
+    const sim = await startSimServer({ seed: 9 });
+    const taskQueue = uniqueTaskQueue('sample');
+    const dataset = await uploadSandboxProblems(store, { seed: 21, count: 6 });
+    const runName = `t-${randomUUID().slice(0, 8)}`;
+    const seed = Math.floor(Math.random() * 1e6);
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const handle = await clientConn.client.workflow.start(sampleSolutions, {
+          taskQueue,
+          workflowId: `spark/${runName}/sample-solutions`,
+          args: [inputFor(runName, dataset.uri, sim.url, seed)],
+        });
+        const result = await handle.result();
+        expect(result.solutions).toHaveLength(6);
+        expect(result.callsMade).toBe(6); // one request with n=3 per problem
+        for (const ref of result.solutions) {
+          const bytes = await store.getBytes(ref.uri);
+          expect(sha256Hex(bytes)).toBe(ref.sha256);
+          const doc = JSON.parse(Buffer.from(bytes).toString()) as SolutionsDoc;
+          expect(doc.solutions).toHaveLength(3);
+          for (const s of doc.solutions) expect(s.steps.length).toBeGreaterThan(0);
+        }
+        const manifest = await store.getJson<{ dataset: { sha256: string }; counts: { problems: number } }>(result.manifest.uri);
+        expect(manifest.dataset.sha256).toBe(dataset.sha256);
+        expect(manifest.counts.problems).toBe(6);
+
+        const sa = (await handle.describe()).typedSearchAttributes;
+        expect(sa.get(SparkRun)).toBe(runName);
+        expect(sa.get(SparkStage)).toBe('sample-solutions');
+        expect(sa.get(SparkStatus)).toBe('completed');
+        expect(sa.get(SparkItemsDone)).toBe(6);
+
+        // The same config again pays for nothing: every sample comes from the store.
+        const paid = successes(sim);
+        const again = await clientConn.client.workflow.execute(sampleSolutions, {
+          taskQueue,
+          workflowId: `spark/${runName}-again/sample-solutions`,
+          args: [inputFor(runName, dataset.uri, sim.url, seed)],
+        });
+        expect(again.callsMade).toBe(0);
+        expect(again.samplesReused).toBe(18);
+        expect(successes(sim)).toBe(paid);
+      });
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('completes through injected faults of every kind with exactly the outputs a clean server gives', async () => {
+    const faults = { rate429: 0.15, retryAfterSeconds: 0, rate500: 0.15, rateHang: 0.1, rateTruncated: 0.1, rateMalformed: 0.1, rateReset: 0.1 };
+    const faulty = await startSimServer({ seed: 31, faults });
+    const clean = await startSimServer({ seed: 31 });
+    const taskQueue = uniqueTaskQueue('faults');
+    const dataset = await uploadSandboxProblems(store, { seed: 22, count: 6 });
+    const seed = Math.floor(Math.random() * 1e6);
+    try {
+      const result = await withWorker({ taskQueue }, () =>
+        clientConn.client.workflow.execute(sampleSolutions, {
+          taskQueue,
+          workflowId: `test/${taskQueue}`,
+          args: [inputFor(`f-${taskQueue}`, dataset.uri, faulty.url, seed)],
+        }),
+      );
+      const faultsSeen = new Set(faulty.log.entries.map((e) => e.fault).filter(Boolean));
+      expect(faultsSeen.size).toBeGreaterThanOrEqual(4);
+
+      const client = new InferenceClient({ baseURL: clean.url, supportsN: true, timeoutMs: 10_000 });
+      for (const ref of result.solutions) {
+        const doc = await store.getJson<SolutionsDoc>(ref.uri);
+        const expected = await client.chat({
+          model: 'sim-policy',
+          messages: buildGeneratorMessages(doc.question),
+          sampling: { temperature: 0.8, topP: 0.95, maxTokens: 1024, seed },
+          n: 3,
+        });
+        // Samples re-asked after a truncation come from a follow-up request; the rest match exactly.
+        for (const s of doc.solutions) {
+          const sample = await store.getJson<{ request: { n: number } }>(s.sampleKey);
+          if (sample.request.n === 3) expect(s.text).toBe(expected.choices[s.index]!.text);
+        }
+      }
+    } finally {
+      await faulty.close();
+      await clean.close();
+    }
+  });
+});
