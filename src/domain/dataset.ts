@@ -6,7 +6,7 @@ import { z } from 'zod';
  */
 export const FieldMapSchema = z.object({
   question: z.string().default('question'),
-  /** Row id; when absent the row's position (`row-<n>`) is used. */
+  /** Row id field; default: `id` when rows have one, else the row's line (`row-<n>`). */
   id: z.string().optional(),
   /** Reference answer or worked solution, kept only for evaluation and baselines. */
   answer: z.string().optional(),
@@ -34,7 +34,7 @@ export function parseProblemLine(line: string, lineNo: number, fields: FieldMap)
   if (typeof question !== 'string' || question.trim() === '') {
     throw new Error(`line ${lineNo}: field "${fields.question}" (the question) must be a non-empty string`);
   }
-  const rawId = fields.id ? record[fields.id] : undefined;
+  const rawId = fields.id ? record[fields.id] : typeof record.id === 'string' || typeof record.id === 'number' ? record.id : undefined;
   if (fields.id && (rawId === undefined || rawId === null || rawId === '')) {
     throw new Error(`line ${lineNo}: field "${fields.id}" (the id) is missing`);
   }

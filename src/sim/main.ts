@@ -13,6 +13,8 @@ import { simServerConfigPatchSchema } from './config.js';
 import { describeZodError } from './http.js';
 import { simModelOverridesSchema } from './params.js';
 import { startSimServer } from './server.js';
+import { readLocalAdapter } from './models.js';
+import { ObjectStore, s3ConfigFromEnv } from '../backends/s3-store.js';
 
 const configFileSchema = simServerConfigPatchSchema.extend({
   models: z.record(z.string(), simModelOverridesSchema.extend({ base: z.string().optional() })).optional(),
@@ -37,8 +39,17 @@ async function main(): Promise<void> {
   const seed = values.seed !== undefined ? Number(values.seed) : undefined;
   if (seed !== undefined && !Number.isInteger(seed)) throw new Error(`--seed must be an integer, got '${values.seed}'`);
 
+  // Adapters published by trainers live in S3 (s3://…), like LoRA weights a vLLM server loads.
+  let store: ObjectStore | undefined;
+  const readAdapter = async (path: string): Promise<unknown> => {
+    if (!path.startsWith('s3://')) return readLocalAdapter(path);
+    store ??= new ObjectStore(s3ConfigFromEnv());
+    const uri = path.endsWith('.json') ? path : `${path.replace(/\/+$/, '')}/adapter.json`;
+    return store.getJson(uri);
+  };
   const server = await startSimServer({
     port,
+    readAdapter,
     host: values.host,
     ...knobs,
     ...(seed !== undefined ? { seed } : {}),
