@@ -24,8 +24,8 @@ afterAll(async () => {
 function inputFor(runName: string, datasetUri: string, baseURL: string, seed: number, extra: Partial<SampleSolutionsInput> = {}): SampleSolutionsInput {
   return {
     runName,
-    dataset: { uri: datasetUri, limit: 6 },
-    generator: { endpoint: { baseURL, timeoutMs: 2000 }, model: 'sim-policy' },
+    dataset: { uri: datasetUri, limit: 10 },
+    generator: { endpoint: { baseURL, timeoutMs: 1000 }, model: 'sim-policy' },
     samplesPerProblem: 3,
     sampling: { temperature: 0.8, topP: 0.95, maxTokens: 1024, seed },
     concurrency: 3,
@@ -42,7 +42,8 @@ describe('sampleSolutions on the real stack', () => {
     const taskQueue = uniqueTaskQueue('sample');
     const dataset = await uploadSandboxProblems(store, { seed: 21, count: 6 });
     const runName = `t-${randomUUID().slice(0, 8)}`;
-    const seed = Math.floor(Math.random() * 1e6);
+    // Each suite run has a fresh S3 folder, so fixed seeds keep runs repeatable without cache hits.
+    const seed = 101;
     try {
       await withWorker({ taskQueue }, async () => {
         const handle = await clientConn.client.workflow.start(sampleSolutions, {
@@ -87,12 +88,12 @@ describe('sampleSolutions on the real stack', () => {
   });
 
   it('completes through injected faults of every kind with exactly the outputs a clean server gives', async () => {
-    const faults = { rate429: 0.15, retryAfterSeconds: 0, rate500: 0.15, rateHang: 0.1, rateTruncated: 0.1, rateMalformed: 0.1, rateReset: 0.1 };
+    const faults = { rate429: 0.15, retryAfterSeconds: 0, rate500: 0.15, rateHang: 0.1, rateTruncated: 0.1, rateMalformed: 0.15, rateReset: 0.1 };
     const faulty = await startSimServer({ seed: 31, faults });
     const clean = await startSimServer({ seed: 31 });
     const taskQueue = uniqueTaskQueue('faults');
-    const dataset = await uploadSandboxProblems(store, { seed: 22, count: 6 });
-    const seed = Math.floor(Math.random() * 1e6);
+    const dataset = await uploadSandboxProblems(store, { seed: 22, count: 10 });
+    const seed = 203;
     try {
       const result = await withWorker({ taskQueue }, () =>
         clientConn.client.workflow.execute(sampleSolutions, {
@@ -102,7 +103,8 @@ describe('sampleSolutions on the real stack', () => {
         }),
       );
       const faultsSeen = new Set(faulty.log.entries.map((e) => e.fault).filter(Boolean));
-      expect(faultsSeen.size).toBeGreaterThanOrEqual(4);
+      // Fault draws are a pure function of (server seed, request, attempt): with these seeds every kind occurs.
+      expect([...faultsSeen].sort()).toEqual(['hang', 'malformed', 'rate_limit', 'reset', 'server_error', 'truncated'].sort());
 
       const client = new InferenceClient({ baseURL: clean.url, supportsN: true, timeoutMs: 10_000 });
       for (const ref of result.solutions) {
