@@ -13,7 +13,7 @@ export const SamplingSchema = z.object({
 /** Run names become parts of workflow IDs and S3 keys. */
 export const RunNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, 'letters, digits, ".", "_" or "-", at most 63 characters, starting with a letter or digit');
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" or "-", at most 63 characters, starting with a letter or digit');
 
 /**
  * Input of `sampleSolutions`: reads problems from a JSONL dataset in S3, asks a generator for
