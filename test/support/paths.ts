@@ -1,7 +1,6 @@
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export { repoRoot } from '../../src/cli/local-stack.js';
 
 /** Credentials of the throwaway versitygw the suite starts. */
 export const TEST_S3_KEYS = { AWS_ACCESS_KEY_ID: 'sparktest', AWS_SECRET_ACCESS_KEY: 'sparktestsecret' } as const;

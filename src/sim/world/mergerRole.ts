@@ -9,6 +9,7 @@ import type { SimModelParams } from '../params.js';
 import type { JudgeIdentity } from './judging.js';
 import { judgeSolution } from './judging.js';
 import type { StepJudgement } from './perception.js';
+import { judgeInOrder, judgedWrong } from './perception.js';
 import { readJudgePrompt } from './promptReader.js';
 import { readSolution } from './reading.js';
 import type { Sampler } from './sampling.js';
@@ -29,18 +30,11 @@ export function writeMergerResponse(messages: readonly ChatMessage[], params: Si
     for (const k of critique.missedErrors) if (k >= 1 && k <= labels.length && sampler.chance(params.merger.applyRate)) labels[k - 1] = false;
     for (const k of critique.falseAlarms) if (k >= 1 && k <= labels.length && sampler.chance(params.merger.applyRate)) labels[k - 1] = true;
   }
-  const judgements: StepJudgement[] = [];
-  let sawWrong = false;
-  for (const [i, fact] of reading.facts.entries()) {
-    let j: StepJudgement;
-    if (fact.kind === 'filler') j = 'filler';
-    else if (sawWrong) j = 'dependent';
-    else if (fact.kind === 'prose') j = labels[i] ? 'prose-accepted' : 'prose-doubted';
-    else if (labels[i]) j = fact.error ? 'missed' : 'confirmed';
-    else j = fact.error ? 'detected' : 'false-alarm';
-    judgements.push(j);
-    sawWrong ||= j === 'detected' || j === 'false-alarm' || j === 'prose-doubted';
-    labels[i] = !(j === 'detected' || j === 'false-alarm' || j === 'prose-doubted' || j === 'dependent');
-  }
-  return writeVerification(reading.facts, judgements, labels, labels.every(Boolean), sampler);
+  const judgements = judgeInOrder(reading.facts, (fact, i): StepJudgement => {
+    if (fact.kind === 'prose') return labels[i] ? 'prose-accepted' : 'prose-doubted';
+    if (labels[i]) return fact.error ? 'missed' : 'confirmed';
+    return fact.error ? 'detected' : 'false-alarm';
+  });
+  const finalLabels = judgements.map((j) => !judgedWrong(j));
+  return writeVerification(reading.facts, judgements, finalLabels, finalLabels.every(Boolean), sampler);
 }

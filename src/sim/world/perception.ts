@@ -39,8 +39,26 @@ export interface PerceptionContext {
   reference?: number | null;
 }
 
-function judgedWrong(j: StepJudgement): boolean {
+export function judgedWrong(j: StepJudgement): boolean {
   return j === 'detected' || j === 'false-alarm' || j === 'dependent' || j === 'prose-doubted';
+}
+
+/**
+ * Walks the steps in order the way every judge does: filler is always fine, and once a step was
+ * judged wrong every later step is wrong as a dependent; `judgeFresh` decides the others.
+ */
+export function judgeInOrder(
+  facts: SolutionReading['facts'],
+  judgeFresh: (fact: SolutionReading['facts'][number], index: number) => StepJudgement,
+): StepJudgement[] {
+  const judgements: StepJudgement[] = [];
+  let sawWrong = false;
+  for (const [i, fact] of facts.entries()) {
+    const j: StepJudgement = fact.kind === 'filler' ? 'filler' : sawWrong ? 'dependent' : judgeFresh(fact, i);
+    judgements.push(j);
+    sawWrong ||= judgedWrong(j);
+  }
+  return judgements;
 }
 
 /** Judges every step of a reading, then the outcome. */
@@ -58,26 +76,16 @@ export function perceive(
   const detectShift = referenceDisagrees ? params.referenceBoost : 0;
   const alarmShift = answerKnown && !referenceDisagrees ? -params.referenceBoost : 0;
 
-  const judgements: StepJudgement[] = [];
-  let sawWrong = false;
-  for (const [i, fact] of reading.facts.entries()) {
-    let j: StepJudgement;
-    if (fact.kind === 'filler') j = 'filler';
-    else if (sawWrong) j = 'dependent';
-    else if (fact.kind === 'prose') j = sampler.chance(baseRates.stepIncorrectRate) ? 'prose-doubted' : 'prose-accepted';
-    else {
-      const d = context.conspicuity(i);
-      if (fact.error) {
-        const x = params.detectBias + detectShift + params.detectSlope * Math.log1p(fact.error.relError) + d;
-        j = sampler.chance(sigmoid(x)) ? 'detected' : 'missed';
-      } else {
-        const x = logit(params.falseAlarm) + alarmShift - d;
-        j = sampler.chance(sigmoid(x)) ? 'false-alarm' : 'confirmed';
-      }
+  const judgements = judgeInOrder(reading.facts, (fact, i) => {
+    if (fact.kind === 'prose') return sampler.chance(baseRates.stepIncorrectRate) ? 'prose-doubted' : 'prose-accepted';
+    const d = context.conspicuity(i);
+    if (fact.error) {
+      const x = params.detectBias + detectShift + params.detectSlope * Math.log1p(fact.error.relError) + d;
+      return sampler.chance(sigmoid(x)) ? 'detected' : 'missed';
     }
-    judgements.push(j);
-    sawWrong ||= judgedWrong(j);
-  }
+    const x = logit(params.falseAlarm) + alarmShift - d;
+    return sampler.chance(sigmoid(x)) ? 'false-alarm' : 'confirmed';
+  });
   const labels = judgements.map((j) => !judgedWrong(j));
   const checkable = reading.facts.some((f) => f.kind === 'equation');
   let outcome = checkable ? labels.every(Boolean) : sampler.chance(baseRates.outcomeYesRate);
