@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage, SamplingParams } from '../domain/chat.js';
-import type { InferenceClient } from '../backends/inference.js';
+import type { ChatClient } from './deps.js';
 import { InferenceError } from '../backends/inference.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 
@@ -17,7 +17,7 @@ export interface CachedSample {
 }
 
 export interface SampleRequest {
-  client: InferenceClient;
+  client: ChatClient;
   model: string;
   messages: ChatMessage[];
   sampling: SamplingParams;
@@ -72,54 +72,102 @@ export function requestSeed(seed: number | undefined, start: number): number | u
  */
 export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
   const keys = req.indices.map((i) => sampleKey(req.model, req.messages, req.sampling, i));
-  const found = await Promise.all(keys.map((k) => store.getJsonIfExists<CachedSample>(k)));
+  const found = await Promise.all(keys.map((k) => readCached(store, k)));
   const samples = new Map<number, CachedSample>();
   const missing: number[] = [];
+  const joined: { index: number; pending: Promise<CachedSample | null> }[] = [];
   req.indices.forEach((index, j) => {
     const hit = found[j];
+    const pending = inflight.get(keys[j]!);
     if (hit) samples.set(index, hit);
+    else if (pending) joined.push({ index, pending });
     else missing.push(index);
   });
-  const samplesReused = samples.size;
+
+  // Claim the samples this call will draw, so a concurrent identical request in this process
+  // waits for them instead of paying again (and two writers never race on one key).
+  const claims = new Map<number, { resolve: (s: CachedSample | null) => void }>();
+  for (const index of missing) {
+    const key = keys[req.indices.indexOf(index)]!;
+    let resolve!: (s: CachedSample | null) => void;
+    const pending = new Promise<CachedSample | null>((r) => (resolve = r));
+    inflight.set(key, pending);
+    claims.set(index, {
+      resolve: (sample) => {
+        inflight.delete(key);
+        resolve(sample);
+      },
+    });
+  }
 
   const runs = req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
   let callsMade = 0;
   let truncated = 0;
-  await Promise.all(
-    runs.map(async ([start, end]) => {
-      const seed = requestSeed(req.sampling.seed, start);
-      const result = await req.client.chat(
-        { model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n: end - start },
-        req.signal,
-      );
-      callsMade += 1;
-      await Promise.all(
-        result.choices.map(async (choice, j) => {
-          const index = start + j;
-          if (choice.finishReason === 'length') {
-            truncated += 1;
-            return;
-          }
-          const sample: CachedSample = {
-            key: keys[req.indices.indexOf(index)]!,
-            index,
-            text: choice.text,
-            finishReason: choice.finishReason,
-            model: result.model || req.model,
-            responseId: result.id,
-            request: { seed, n: end - start, choice: j },
-          };
-          await store.putJson(sample.key, sample);
-          samples.set(index, sample);
-        }),
-      );
-      req.onStored?.(samples.size);
-    }),
-  );
+  try {
+    await Promise.all(
+      runs.map(async ([start, end]) => {
+        const seed = requestSeed(req.sampling.seed, start);
+        const result = await req.client.chat(
+          { model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n: end - start },
+          req.signal,
+        );
+        callsMade += 1;
+        await Promise.all(
+          result.choices.map(async (choice, j) => {
+            const index = start + j;
+            if (choice.finishReason === 'length') {
+              truncated += 1;
+              return;
+            }
+            const sample: CachedSample = {
+              key: keys[req.indices.indexOf(index)]!,
+              index,
+              text: choice.text,
+              finishReason: choice.finishReason,
+              model: result.model || req.model,
+              responseId: result.id,
+              request: { seed, n: end - start, choice: j },
+            };
+            await store.putJson(sample.key, sample);
+            samples.set(index, sample);
+            claims.get(index)?.resolve(sample);
+          }),
+        );
+        req.onStored?.(samples.size);
+      }),
+    );
+  } finally {
+    // Whatever was not stored (failure, truncation) is free to be drawn by the next caller.
+    for (const claim of claims.values()) claim.resolve(null);
+  }
+  let samplesReused = found.filter(Boolean).length;
+  for (const { index, pending } of joined) {
+    const sample = await pending;
+    if (!sample) throw new InferenceError('server-error', `a concurrent request for the same sample (index ${index}) failed; retrying`);
+    samples.set(index, sample);
+    samplesReused += 1;
+  }
   if (truncated > 0) {
     throw new InferenceError('truncated', `${truncated} sample(s) hit the token limit (max_tokens=${req.sampling.maxTokens ?? 'server default'}); kept the others`);
   }
   return { samples: req.indices.map((i) => samples.get(i)!), callsMade, samplesReused };
+}
+
+/** Samples being drawn by this process right now, by key. */
+const inflight = new Map<string, Promise<CachedSample | null>>();
+
+/**
+ * A stored sample, or null when there is none. An entry that cannot be read back intact
+ * (a checksum mismatch, bad JSON) is treated as absent and drawn again, so one damaged object
+ * cannot block a run forever.
+ */
+async function readCached(store: ObjectStore, key: string): Promise<CachedSample | null> {
+  try {
+    return await store.getJsonIfExists<CachedSample>(key);
+  } catch (err) {
+    if (err instanceof SyntaxError || /checksum/i.test((err as Error).message)) return null;
+    throw err;
+  }
 }
 
 function contiguousRuns(indices: number[]): (readonly [number, number])[] {

@@ -43,6 +43,8 @@ export const judgeParamsSchema = z.strictObject({
   appendixFollow: probability,
   /** Log-odds added to detection when a reference answer disagrees with the final answer (subtracted from false alarms when it agrees). */
   referenceBoost: z.number().min(0).max(50),
+  /** Probability that a verification breaks the format (no final verdict), before tempering. */
+  formatViolation: probability,
 });
 
 /** The output style of the generative reward-model role. */
@@ -123,6 +125,7 @@ const weakJudge: JudgeParams = {
   difficultySpread: 1.2,
   appendixFollow: 0.9,
   referenceBoost: 1.5,
+  formatViolation: 0.04,
 };
 
 /** Judge parameters of the strong judge (the paper's Qwen3-32B verifier). */
@@ -134,6 +137,7 @@ const strongJudge: JudgeParams = {
   difficultySpread: 1.0,
   appendixFollow: 0.3,
   referenceBoost: 2.5,
+  formatViolation: 0.02,
 };
 
 /**

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
+import { createLabelActivities } from '../activities/labels.js';
 import { createSolutionActivities } from '../activities/solutions.js';
 import type { ActivityDeps } from '../activities/deps.js';
 
@@ -13,6 +14,7 @@ export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', impo
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSolutionActivities(deps),
+    ...createLabelActivities(deps),
   };
 }
 

@@ -20,3 +20,10 @@ export const storeIo: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
 };
+
+/**
+ * Many model calls in one activity (all solutions and verifications of a problem): allow an
+ * hour on busy servers; heartbeats still notice a dead worker in 10 s, and the stored samples
+ * make a retry pay only for calls that had not finished.
+ */
+export const modelBatch: ActivityOptions = { ...llmCall, startToCloseTimeout: '1 hour' };

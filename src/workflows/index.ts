@@ -1,2 +1,4 @@
 /** Every workflow the workers run; the bundle entry point. */
 export { sampleSolutions, sampleSolutionsProgress } from './sample-solutions.js';
+export { synthesizeLabels, synthesizeLabelsProgress } from './synthesize-labels.js';
+export { labelShard, labelShardProgress, shardProgressSignal } from './label-shard.js';

@@ -11,7 +11,15 @@ import { writeVerification } from './writing.js';
 export function writeVerifierResponse(messages: readonly ChatMessage[], params: SimModelParams, sampler: Sampler, identity: JudgeIdentity): string {
   const input = readJudgePrompt(messages);
   const { reading, perception } = judgeSolution(input, params.verifier, params.judge, sampler, identity);
-  return writeVerification(reading.facts, perception.judgements, perception.labels, perception.outcome, sampler);
+  const text = writeVerification(reading.facts, perception.judgements, perception.labels, perception.outcome, sampler);
+  // Drawn last so every earlier decision stays as it was; greedy decoding never breaks format.
+  return sampler.chance(params.verifier.formatViolation) ? withoutVerdict(text) : text;
+}
+
+/** A verification that rambles instead of concluding: its verdict line is gone, so it cannot be parsed. */
+function withoutVerdict(text: string): string {
+  const cut = text.lastIndexOf('**Verification:');
+  return `${cut >= 0 ? text.slice(0, cut) : text}I would need to re-check the whole solution before giving a verdict.`;
 }
 
 /**

@@ -1,0 +1,314 @@
+import { execFileSync } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Context } from '@temporalio/activity';
+import type { AggregationMethod, CritiqueMethod, MergedVerification, SampledVerification } from '../domain/aggregation.js';
+import { tallyVotes } from '../domain/aggregation.js';
+import type { SamplingParams } from '../domain/chat.js';
+import type { Problem } from '../domain/dataset.js';
+import { parseProblems } from '../domain/dataset.js';
+import { parsePolicyResponse, parseVerification } from '../domain/formats.js';
+import type { SynthesizeLabelsConfig } from '../domain/inputs/synthesize-labels.js';
+import type { DrawDecision, LabelCounts, LabelLine } from '../domain/labels.js';
+import {
+  addCounts, CRITIQUE_BASE, critiqueSubject, isCritiqueMethod, methodLabels, nextDraw, shardCount, shardName, storedLabels, voteLabels, voteMethodsFor, ZERO_COUNTS,
+} from '../domain/labels.js';
+import { buildCriticMessages, buildGeneratorMessages, buildMergeMessages, buildVerifierMessages } from '../domain/prompts.js';
+import type { ObjectRef } from '../domain/refs.js';
+import { joinKey } from '../domain/refs.js';
+import { sha256Hex } from '../backends/s3-store.js';
+import type { ObjectStore } from '../backends/s3-store.js';
+import type { ActivityDeps, ChatClient } from './deps.js';
+import { sampleWithCache } from './chat-cache.js';
+import { mapFailures } from './failures.js';
+import { withHeartbeat } from './heartbeat.js';
+
+/** What `prepareLabelInput` found in the dataset and where it put the shards. */
+export interface PreparedLabelInput {
+  datasetSha256: string;
+  problems: number;
+  shards: number;
+  shardSize: number;
+}
+
+/** Where a shard's outputs go; every key is fixed by the run, so retries overwrite with the same bytes. */
+export const labelKeys = {
+  config: (prefix: string) => joinKey(prefix, 'config.json'),
+  shardInput: (prefix: string, shard: number) => joinKey(prefix, 'input', `shard-${shardName(shard)}.jsonl`),
+  problem: (prefix: string, problemIndex: number) => joinKey(prefix, 'problems', `${String(problemIndex).padStart(8, '0')}.jsonl`),
+  part: (prefix: string, shard: number) => joinKey(prefix, 'parts', `part-${shardName(shard)}.jsonl`),
+  partInfo: (prefix: string, shard: number) => joinKey(prefix, 'parts', `part-${shardName(shard)}.info.json`),
+  manifest: (prefix: string) => joinKey(prefix, 'manifest.json'),
+};
+
+/** A finished part of the labels dataset (one per shard). */
+export interface LabelPart {
+  shard: number;
+  ref: ObjectRef;
+  lines: number;
+  counts: LabelCounts;
+}
+
+export interface ProblemLabelSummary {
+  problemIndex: number;
+  counts: LabelCounts;
+}
+
+async function readDataset(store: ObjectStore, uri: string): Promise<string> {
+  if (uri.startsWith('s3://')) return store.getText(uri);
+  try {
+    return await readFile(uri, 'utf8');
+  } catch (err) {
+    throw Object.assign(new Error(`dataset ${uri} cannot be read on this worker: ${(err as Error).message}`), { name: 'ObjectNotFoundError' });
+  }
+}
+
+/** Problems of shard files are small and read by every problem of the shard; keep a few in memory. */
+const shardCache = new Map<string, Promise<Problem[]>>();
+function readShard(store: ObjectStore, uri: string): Promise<Problem[]> {
+  let p = shardCache.get(uri);
+  if (!p) {
+    p = store.getText(uri).then((t) => t.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Problem));
+    p.catch(() => shardCache.delete(uri));
+    shardCache.set(uri, p);
+    if (shardCache.size > 64) shardCache.delete(shardCache.keys().next().value!);
+  }
+  return p;
+}
+
+/** Counts what a sampling call cost. */
+function cost(counts: LabelCounts, r: { callsMade: number; samplesReused: number; samples: { length: number } }): void {
+  counts.callsMade += r.callsMade;
+  counts.samplesReused += r.samplesReused;
+  counts.samplesDrawn += r.samples.length - r.samplesReused;
+}
+
+/** Activities of SPARK stage 1 (`synthesizeLabels` and its shards). */
+export function createLabelActivities({ store, inference }: ActivityDeps) {
+  /** Draws the verifications of one solution, round by round, as `nextDraw` decides. */
+  async function verifySolution(
+    client: ChatClient,
+    config: SynthesizeLabelsConfig,
+    messages: ReturnType<typeof buildVerifierMessages>,
+    stepCount: number,
+    counts: LabelCounts,
+    signal: AbortSignal,
+  ): Promise<{ drawn: SampledVerification[]; stop: Exclude<DrawDecision, { done: false }>['reason'] }> {
+    const drawn: SampledVerification[] = [];
+    const policy = {
+      k: config.verificationsPerSolution,
+      parseRetries: config.parseRetries,
+      adaptive: config.adaptive,
+      aggregation: config.aggregation,
+    };
+    const sampling: SamplingParams = { ...config.verifier.sampling, seed: config.seed };
+    for (;;) {
+      const decision = nextDraw(drawn, stepCount, policy);
+      if (decision.done) return { drawn, stop: decision.reason };
+      const r = await sampleWithCache(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal });
+      cost(counts, r);
+      for (const s of r.samples) drawn.push({ sampleIndex: s.index, text: s.text, parsed: parseVerification(s.text) });
+    }
+  }
+
+  return {
+    /**
+     * Reads the dataset once, checks every row, and writes it as shard files of `shardSize`
+     * problems plus the run's config, so each shard reads only its own problems.
+     */
+    async prepareLabelInput(input: { config: SynthesizeLabelsConfig; outputPrefix: string }): Promise<PreparedLabelInput> {
+      return mapFailures(async () => {
+        const { dataset, shards } = input.config;
+        const text = await readDataset(store, dataset.uri);
+        let problems: Problem[];
+        try {
+          problems = parseProblems(text, dataset.fields, dataset.offset, dataset.limit ?? Infinity);
+        } catch (err) {
+          throw Object.assign(new Error(`${dataset.uri}: ${(err as Error).message}`), { name: 'DatasetError' });
+        }
+        if (problems.length === 0) throw Object.assign(new Error(`${dataset.uri}: no problems at offset ${dataset.offset}`), { name: 'DatasetError' });
+        if (input.config.referenceGuided) {
+          const missing = problems.find((p) => p.reference === undefined);
+          if (missing) throw Object.assign(new Error(`${dataset.uri}: problem ${missing.id} has no "${dataset.fields.answer}" (needed by referenceGuided)`), { name: 'DatasetError' });
+        }
+        const n = shardCount(problems.length, shards.size);
+        for (let s = 0; s < n; s++) {
+          const rows = problems.slice(s * shards.size, (s + 1) * shards.size);
+          await store.put(labelKeys.shardInput(input.outputPrefix, s), rows.map((p) => JSON.stringify(p)).join('\n') + '\n', 'application/x-ndjson');
+          Context.current().heartbeat({ shardsWritten: s + 1 });
+        }
+        await store.putJson(labelKeys.config(input.outputPrefix), input.config);
+        return { datasetSha256: sha256Hex(text), problems: problems.length, shards: n, shardSize: shards.size };
+      });
+    },
+
+    /**
+     * One problem end to end: M solutions, K verifications each (with parse retries and the
+     * adaptive stop), the meta-critique calls the chosen methods need, and the labels of every
+     * method, written as JSONL lines. Every model output is stored content-addressed as it
+     * arrives, so a retry pays only for calls that had not finished.
+     */
+    async labelProblem(input: {
+      config: SynthesizeLabelsConfig;
+      outputPrefix: string;
+      shard: number;
+      row: number;
+      problemIndex: number;
+    }): Promise<ProblemLabelSummary> {
+      return mapFailures(async () => {
+        const { config } = input;
+        const signal = Context.current().cancellationSignal;
+        // Every model call of the problem listens to this one signal.
+        setMaxListeners(1000, signal);
+        const problems = await readShard(store, labelKeys.shardInput(input.outputPrefix, input.shard));
+        const problem = problems[input.row];
+        if (!problem) throw Object.assign(new Error(`shard ${input.shard} has no row ${input.row}`), { name: 'ObjectNotFoundError' });
+        const counts: LabelCounts = { ...ZERO_COUNTS, problems: 1 };
+        let phase = 'generating';
+        let solutionsDone = 0;
+        const lines = await withHeartbeat(async () => {
+          const generator = inference(config.generator.endpoint, { maxInFlight: config.generator.maxInFlight });
+          const verifier = inference(config.verifier.endpoint, { maxInFlight: config.verifier.maxInFlight });
+          const criticRole = config.critic ?? { ...config.verifier, sampling: { ...config.verifier.sampling, temperature: 0 } };
+          const critic = inference(criticRole.endpoint, { maxInFlight: criticRole.maxInFlight });
+          const criticSampling: SamplingParams = { ...criticRole.sampling, seed: config.seed };
+
+          const gen = await sampleWithCache(store, {
+            client: generator,
+            model: config.generator.model,
+            messages: buildGeneratorMessages(problem.question),
+            sampling: { ...config.generator.sampling, seed: config.seed },
+            indices: Array.from({ length: config.solutionsPerProblem }, (_, i) => i),
+            signal,
+          });
+          cost(counts, gen);
+          phase = 'verifying';
+          const voteMethods = voteMethodsFor(config.methods);
+          const critiqueMethods = config.methods.filter(isCritiqueMethod);
+
+          return Promise.all(gen.samples.map(async (sample): Promise<LabelLine> => {
+            const parsed = parsePolicyResponse(sample.text);
+            const view = { question: problem.question, steps: parsed.steps, answer: parsed.answerBlock, trailing: parsed.trailing };
+            const verifierMessages = buildVerifierMessages({ ...view, referenceAnswer: config.referenceGuided ? problem.reference : null });
+            const { drawn, stop } = await verifySolution(verifier, config, verifierMessages, parsed.steps.length, counts, signal);
+            const votes = voteLabels(voteMethods, drawn, parsed.steps.length, config.aggregation);
+
+            const merged: Partial<Record<CritiqueMethod, MergedVerification | null>> = {};
+            await Promise.all(critiqueMethods.map(async (m) => {
+              const subject = critiqueSubject(votes[CRITIQUE_BASE[m]]);
+              if (subject === null) return;
+              const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal };
+              const critique = await sampleWithCache(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
+              cost(counts, critique);
+              const merge = await sampleWithCache(store, {
+                ...one,
+                messages: buildMergeMessages({ ...view, verification: subject, critique: critique.samples[0]!.text }),
+              });
+              cost(counts, merge);
+              const text = merge.samples[0]!.text;
+              merged[m] = { text, parsed: parseVerification(text) };
+            }));
+
+            const labels = methodLabels(config.methods, votes, merged, config.aggregation.consistency);
+            const valid = drawn.filter((v) => v.parsed.ok).length;
+            counts.solutions += 1;
+            counts.verificationsValid += valid;
+            counts.parseFailures += drawn.length - valid;
+            if (stop === 'decided' || stop === 'confident') counts.stoppedEarly += 1;
+            if (Object.values(labels).some((l) => !l.ok)) counts.unlabelled += 1;
+            solutionsDone += 1;
+            const tally = tallyVotes(drawn, parsed.steps.length);
+            return {
+              problemIndex: input.problemIndex,
+              problemId: problem.id,
+              question: problem.question,
+              ...(problem.reference !== undefined ? { reference: problem.reference } : {}),
+              solutionIndex: sample.index,
+              steps: parsed.steps,
+              answer: parsed.answerBlock,
+              verifications: { requested: config.verificationsPerSolution, drawn: drawn.length, valid, invalid: drawn.length - valid, stop },
+              votes: { steps: tally.steps, outcome: tally.outcome },
+              labels: Object.fromEntries(
+                Object.entries(labels).map(([m, l]) => [m, storedLabels(l)]),
+              ) as LabelLine['labels'],
+            };
+          }));
+        }, () => ({ phase, solutionsDone, calls: counts.callsMade }));
+
+        await store.put(labelKeys.problem(input.outputPrefix, input.problemIndex), lines.map((l) => JSON.stringify(l)).join('\n') + '\n', 'application/x-ndjson');
+        return { problemIndex: input.problemIndex, counts };
+      });
+    },
+
+    /** Joins a shard's per-problem lines into one part of the labels dataset, with its info beside it. */
+    async writeLabelPart(input: { outputPrefix: string; shard: number; firstProblem: number; problems: number; counts: LabelCounts }): Promise<LabelPart> {
+      return mapFailures(async () => {
+        const texts: string[] = [];
+        for (let i = 0; i < input.problems; i++) texts.push(await store.getText(labelKeys.problem(input.outputPrefix, input.firstProblem + i)));
+        const body = texts.join('');
+        const ref = await store.put(labelKeys.part(input.outputPrefix, input.shard), body, 'application/x-ndjson');
+        const part: LabelPart = { shard: input.shard, ref, lines: body.split('\n').filter((l) => l !== '').length, counts: input.counts };
+        await store.putJson(labelKeys.partInfo(input.outputPrefix, input.shard), part);
+        return part;
+      });
+    },
+
+    /** Writes the manifest later stages take as input: lineage, config, counts and every part. */
+    async writeLabelsManifest(input: {
+      outputPrefix: string;
+      shards: number;
+      workflowId: string;
+      runName: string;
+      configHash: string;
+      config: SynthesizeLabelsConfig;
+      datasetSha256: string;
+      methods: AggregationMethod[];
+    }): Promise<{ manifest: ObjectRef; counts: LabelCounts; lines: number }> {
+      return mapFailures(async () => {
+        const parts: LabelPart[] = [];
+        for (let s = 0; s < input.shards; s++) parts.push(await store.getJson<LabelPart>(labelKeys.partInfo(input.outputPrefix, s)));
+        const counts = parts.reduce((acc, p) => addCounts(acc, p.counts), ZERO_COUNTS);
+        const lines = parts.reduce((n, p) => n + p.lines, 0);
+        const manifest = await store.putJson(labelKeys.manifest(input.outputPrefix), {
+          kind: 'spark.labels',
+          version: 1,
+          workflowId: input.workflowId,
+          runName: input.runName,
+          configHash: input.configHash,
+          codeVersion: codeVersion(),
+          dataset: { uri: input.config.dataset.uri, sha256: input.datasetSha256, fields: input.config.dataset.fields },
+          methods: input.methods,
+          config: input.config,
+          counts,
+          lines,
+          parts: parts.map((p) => ({ uri: p.ref.uri, sha256: p.ref.sha256, bytes: p.ref.bytes, lines: p.lines })),
+        });
+        return { manifest, counts, lines };
+      });
+    },
+  };
+}
+
+export type LabelActivities = ReturnType<typeof createLabelActivities>;
+
+let version: string | undefined;
+
+/** The code that wrote an output: the package version plus the git commit when the worker runs from a checkout. */
+export function codeVersion(): string {
+  if (version === undefined) {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
+    let commit = process.env.SPARK_CODE_COMMIT ?? '';
+    if (!commit) {
+      try {
+        commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      } catch {
+        // Not a checkout (an image, a package): the version alone.
+      }
+    }
+    version = commit ? `${pkg.version}+${commit}` : pkg.version;
+  }
+  return version;
+}

@@ -1,0 +1,70 @@
+import { defineQuery, defineSignal, getExternalWorkflowHandle, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { LabelActivities, LabelPart } from '../activities/labels.js';
+import { mapWithConcurrency } from '../domain/concurrency.js';
+import type { SynthesizeLabelsConfig } from '../domain/inputs/synthesize-labels.js';
+import type { LabelCounts } from '../domain/labels.js';
+import { addCounts, ZERO_COUNTS } from '../domain/labels.js';
+import { modelBatch, storeIo } from './activity-presets.js';
+
+const io = proxyActivities<LabelActivities>(storeIo);
+const models = proxyActivities<LabelActivities>(modelBatch);
+
+export interface LabelShardInput {
+  config: SynthesizeLabelsConfig;
+  outputPrefix: string;
+  shard: number;
+  /** Global index of the shard's first problem. */
+  firstProblem: number;
+  problems: number;
+  /** The parent run to report progress to; none when the shard runs on its own. */
+  parentWorkflowId?: string;
+}
+
+/** A shard's counters so far, sent to the parent so its progress query covers running shards. */
+export interface ShardProgress {
+  shard: number;
+  counts: LabelCounts;
+}
+
+export const shardProgressSignal = defineSignal<[ShardProgress]>('shardProgress');
+export const labelShardProgress = defineQuery<LabelCounts>('progress');
+
+/** How often (in finished problems) a shard reports to its parent: often enough to watch, rarely enough to keep history small. */
+const REPORT_EVERY = 10;
+
+/**
+ * One shard of stage 1: labels its problems with a bounded window of `labelProblem` activities,
+ * then joins their lines into one part of the labels dataset. History: about 6 events per
+ * problem, so a shard of at most 1,000 problems stays far below Temporal's limits.
+ */
+export async function labelShard(input: LabelShardInput): Promise<LabelPart> {
+  let counts: LabelCounts = ZERO_COUNTS;
+  setHandler(labelShardProgress, () => counts);
+  const parent = input.parentWorkflowId ? getExternalWorkflowHandle(input.parentWorkflowId) : null;
+  let reported = 0;
+  const report = async (): Promise<void> => {
+    if (!parent) return;
+    reported = counts.problems;
+    await parent.signal(shardProgressSignal, { shard: input.shard, counts });
+  };
+
+  const rows = Array.from({ length: input.problems }, (_, i) => i);
+  await mapWithConcurrency(rows, input.config.shards.problemsInFlight, async (row) => {
+    const problemIndex = input.firstProblem + row;
+    const done = await models.labelProblem.executeWithOptions({ ...modelBatch, summary: `label problem ${problemIndex}` }, [
+      { config: input.config, outputPrefix: input.outputPrefix, shard: input.shard, row, problemIndex },
+    ]);
+    counts = addCounts(counts, done.counts);
+    if (counts.problems - reported >= REPORT_EVERY) await report();
+  });
+
+  const part = await io.writeLabelPart({
+    outputPrefix: input.outputPrefix,
+    shard: input.shard,
+    firstProblem: input.firstProblem,
+    problems: input.problems,
+    counts,
+  });
+  if (counts.problems !== reported) await report();
+  return part;
+}
