@@ -66,9 +66,10 @@ export function requestSeed(seed: number | undefined, start: number): number | u
 /**
  * Returns the wanted samples, reading stored ones and asking the server only for the rest.
  * Each response is written to the store before this returns, so a crash after a call loses
- * at most the calls still in flight. Missing samples are asked for in contiguous runs, one
- * request with `n` per run where the server supports it, else one request per sample.
- * Truncated samples are not stored and raise a retryable error after the good ones are kept.
+ * at most the calls still in flight. The wanted indices are asked for in contiguous runs, one
+ * request with `n` per run where the server supports it, else one request per sample (see
+ * {@link planRequests} for runs that are partly stored). Truncated samples are not stored and
+ * raise a retryable error after the good ones are kept.
  */
 export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
   const keys = req.indices.map((i) => sampleKey(req.model, req.messages, req.sampling, i));
@@ -100,23 +101,25 @@ export async function sampleWithCache(store: ObjectStore, req: SampleRequest): P
     });
   }
 
-  const runs = req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
+  const requests = await planRequests(store, req, keys, new Set(missing));
   let callsMade = 0;
   let truncated = 0;
   try {
     await Promise.all(
-      runs.map(async ([start, end]) => {
+      requests.map(async ({ start, end, take }) => {
         const seed = requestSeed(req.sampling.seed, start);
         const result = await req.client.chat(
           { model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n: end - start },
           req.signal,
         );
         callsMade += 1;
+        let cut = 0;
         await Promise.all(
           result.choices.map(async (choice, j) => {
             const index = start + j;
+            if (!take.has(index)) return;
             if (choice.finishReason === 'length') {
-              truncated += 1;
+              cut += 1;
               return;
             }
             const sample: CachedSample = {
@@ -133,6 +136,12 @@ export async function sampleWithCache(store: ObjectStore, req: SampleRequest): P
             claims.get(index)?.resolve(sample);
           }),
         );
+        if (cut > 0) {
+          truncated += cut;
+          const marker = truncationKey(keys[req.indices.indexOf(start)]!, end - start);
+          const seen = (await store.getJsonIfExists<{ count: number }>(marker))?.count ?? 0;
+          await store.putJson(marker, { count: seen + 1 });
+        }
         req.onStored?.(samples.size);
       }),
     );
@@ -153,6 +162,46 @@ export async function sampleWithCache(store: ObjectStore, req: SampleRequest): P
   return { samples: req.indices.map((i) => samples.get(i)!), callsMade, samplesReused };
 }
 
+/** A request to send: samples [start, end) with the run's seed; only `take` are stored. */
+interface PlannedRequest {
+  start: number;
+  end: number;
+  take: Set<number>;
+}
+
+/** After this many truncated answers to the same run, its missing samples are drawn with fresh seeds. */
+const SAME_SEED_TRUNCATIONS = 2;
+
+/**
+ * Which requests draw the missing samples. The wanted indices form fixed runs (one request with
+ * `n` each, or one per sample without `n` support), and a run that lost only some samples (a
+ * crash while storing, a truncated answer) is asked again whole with its own seed, so its
+ * samples are exactly those of an uninterrupted run. A server that truncates the same seeded
+ * run again would do so forever; after {@link SAME_SEED_TRUNCATIONS} the missing samples get
+ * requests of their own, with their own seeds.
+ */
+async function planRequests(store: ObjectStore, req: SampleRequest, keys: string[], missing: Set<number>): Promise<PlannedRequest[]> {
+  const runs = req.client.endpoint.supportsN ? contiguousRuns(req.indices) : req.indices.map((i) => [i, i + 1] as const);
+  const planned: PlannedRequest[] = [];
+  for (const [start, end] of runs) {
+    const take = new Set([...missing].filter((i) => i >= start && i < end));
+    if (take.size === 0) continue;
+    const partial = take.size < end - start;
+    const marker = partial ? await store.getJsonIfExists<{ count: number }>(truncationKey(keys[req.indices.indexOf(start)]!, end - start)) : null;
+    if ((marker?.count ?? 0) < SAME_SEED_TRUNCATIONS) {
+      planned.push({ start, end, take });
+      continue;
+    }
+    for (const [s, e] of contiguousRuns([...take])) planned.push({ start: s, end: e, take: new Set([...take].filter((i) => i >= s && i < e)) });
+  }
+  return planned;
+}
+
+/** Counts truncated answers to the run of `n` samples starting at the sample stored at `firstKey`. */
+function truncationKey(firstKey: string, n: number): string {
+  return firstKey.replace(/\.json$/, `.n${n}.truncations.json`);
+}
+
 /** Samples being drawn by this process right now, by key. */
 const inflight = new Map<string, Promise<CachedSample | null>>();
 
@@ -170,7 +219,7 @@ async function readCached(store: ObjectStore, key: string): Promise<CachedSample
   }
 }
 
-function contiguousRuns(indices: number[]): (readonly [number, number])[] {
+function contiguousRuns(indices: readonly number[]): (readonly [number, number])[] {
   const sorted = [...indices].sort((a, b) => a - b);
   const runs: [number, number][] = [];
   for (const i of sorted) {
