@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ChatMessage, SamplingParams } from '../domain/chat.js';
 import type { ChatClient } from './deps.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { InferenceError } from '../backends/inference.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 
@@ -26,6 +27,9 @@ export interface SampleRequest {
   signal?: AbortSignal;
   /** Called after each request is stored (heartbeat hook). */
   onStored?: (stored: number) => void;
+  /** Called for each request answered by the server and each new sample stored (cost accounting). */
+  onCall?: () => void;
+  onSample?: () => void;
 }
 
 export interface SampleResult {
@@ -113,6 +117,7 @@ export async function sampleWithCache(store: ObjectStore, req: SampleRequest): P
           req.signal,
         );
         callsMade += 1;
+        req.onCall?.();
         let cut = 0;
         await Promise.all(
           result.choices.map(async (choice, j) => {
@@ -132,6 +137,7 @@ export async function sampleWithCache(store: ObjectStore, req: SampleRequest): P
               request: { seed, n: end - start, choice: j },
             };
             await store.putJson(sample.key, sample);
+            req.onSample?.();
             samples.set(index, sample);
             claims.get(index)?.resolve(sample);
           }),
@@ -228,4 +234,48 @@ function contiguousRuns(indices: readonly number[]): (readonly [number, number])
     else runs.push([i, i + 1]);
   }
   return runs;
+}
+
+/** Quick retries of transient failures inside one activity. */
+export interface CallRetry {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  initialMs: number;
+  maxMs: number;
+}
+
+/**
+ * For activities that make many calls (a whole problem of stage 1): a transient failure of one
+ * call (429, 5xx, timeout, reset, a bad body, a truncated sample) is retried here a few times,
+ * honouring `retry-after`, instead of failing the activity and waiting out Temporal's growing
+ * backoff while the other calls are fine. What keeps failing still fails the activity, and
+ * Temporal retries it; stored samples are never drawn again.
+ */
+export const BATCH_CALL_RETRY: CallRetry = { attempts: 4, initialMs: 250, maxMs: 10_000 };
+
+/** {@link sampleWithCache} with {@link CallRetry}; the counts cover every attempt. */
+export async function sampleWithRetry(store: ObjectStore, req: SampleRequest, retry: CallRetry = BATCH_CALL_RETRY): Promise<SampleResult> {
+  let callsMade = 0;
+  let drawn = 0;
+  const counted: SampleRequest = {
+    ...req,
+    onCall: () => {
+      callsMade += 1;
+      req.onCall?.();
+    },
+    onSample: () => {
+      drawn += 1;
+      req.onSample?.();
+    },
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const out = await sampleWithCache(store, counted);
+      return { samples: out.samples, callsMade, samplesReused: out.samples.length - drawn };
+    } catch (err) {
+      if (!(err instanceof InferenceError) || !err.retryable || attempt >= retry.attempts) throw err;
+      const backoff = Math.min(retry.maxMs, retry.initialMs * 2 ** (attempt - 1));
+      await sleep(Math.min(retry.maxMs, Math.max(backoff, err.retryAfterMs ?? 0)), undefined, { signal: req.signal });
+    }
+  }
 }

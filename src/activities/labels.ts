@@ -21,7 +21,7 @@ import { joinKey } from '../domain/refs.js';
 import { sha256Hex } from '../backends/s3-store.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 import type { ActivityDeps, ChatClient } from './deps.js';
-import { sampleWithCache } from './chat-cache.js';
+import { sampleWithRetry } from './chat-cache.js';
 import { mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
 
@@ -107,7 +107,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     for (;;) {
       const decision = nextDraw(drawn, stepCount, policy);
       if (decision.done) return { drawn, stop: decision.reason };
-      const r = await sampleWithCache(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal });
+      const r = await sampleWithRetry(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal });
       cost(counts, r);
       for (const s of r.samples) drawn.push({ sampleIndex: s.index, text: s.text, parsed: parseVerification(s.text) });
     }
@@ -175,7 +175,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
           const critic = inference(criticRole.endpoint, { maxInFlight: criticRole.maxInFlight });
           const criticSampling: SamplingParams = { ...criticRole.sampling, seed: config.seed };
 
-          const gen = await sampleWithCache(store, {
+          const gen = await sampleWithRetry(store, {
             client: generator,
             model: config.generator.model,
             messages: buildGeneratorMessages(problem.question),
@@ -200,9 +200,9 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
               const subject = critiqueSubject(votes[CRITIQUE_BASE[m]]);
               if (subject === null) return;
               const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal };
-              const critique = await sampleWithCache(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
+              const critique = await sampleWithRetry(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
               cost(counts, critique);
-              const merge = await sampleWithCache(store, {
+              const merge = await sampleWithRetry(store, {
                 ...one,
                 messages: buildMergeMessages({ ...view, verification: subject, critique: critique.samples[0]!.text }),
               });

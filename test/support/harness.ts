@@ -35,10 +35,11 @@ export function stackEnv(): Record<string, string> {
   };
 }
 
-export function makeStore(): ObjectStore {
+/** A client of the suite's S3 server; another `bucket` gives a store with its own cache (call `ensureBucket`). */
+export function makeStore(bucket: string = inject('s3Bucket')): ObjectStore {
   return new ObjectStore({
     endpoint: inject('s3Endpoint'),
-    bucket: inject('s3Bucket'),
+    bucket,
     region: 'us-east-1',
     forcePathStyle: true,
     accessKeyId: TEST_S3_KEYS.AWS_ACCESS_KEY_ID,
