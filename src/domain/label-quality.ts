@@ -120,8 +120,9 @@ function alignColumns(table: readonly (readonly string[])[]): string[] {
 /**
  * Renders the scores as an aligned plain-text table, one row per method, with a rule under the
  * header. `extras[i]` holds additional columns for `rows[i]` (missing values show as n/a).
+ * A row's name may qualify its method, e.g. `step-majority (adaptive)`.
  */
-export function formatQualityTable(rows: readonly MethodQuality[], extras: readonly (ExtraCells | undefined)[] = []): string {
+export function formatQualityTable(rows: readonly (Omit<MethodQuality, 'method'> & { method: string })[], extras: readonly (ExtraCells | undefined)[] = []): string {
   const extra = extraHeaders(extras);
   const header = ['method', 'F1', 'acc(err)', 'acc(ok)', 'outcome acc', 'unlabelled', ...extra];
   const body = rows.map((r, i) => [

@@ -3,7 +3,10 @@ import { FieldMapSchema } from '../dataset.js';
 import { InferenceEndpointSchema } from '../endpoints.js';
 import { RunNameSchema } from './sample-solutions.js';
 
-const METHODS = ['single', 'outcome-majority', 'step-majority', 'critique-single', 'critique-outcome-consensus', 'hybrid'] as const;
+import type { AggregationMethod } from '../aggregation.js';
+
+/** Every aggregation method, in the order reports list them. */
+export const AGGREGATION_METHODS = ['single', 'outcome-majority', 'step-majority', 'critique-single', 'critique-outcome-consensus', 'hybrid'] as const satisfies readonly AggregationMethod[];
 
 /** Sampling of one model role; the defaults are SPARK's (generator and verifier at T 0.8, top_p 0.95). */
 const samplingFor = (defaults: { temperature: number; maxTokens: number }) =>
@@ -55,7 +58,7 @@ export const SynthesizeLabelsInputSchema = z
     /** K: verifications per solution (paper: 16). */
     verificationsPerSolution: z.number().int().min(1).max(128).default(16),
     /** Which labels to produce; every method's labels go into each output line. */
-    methods: z.array(z.enum(METHODS)).min(1).default(['single', 'outcome-majority', 'step-majority']),
+    methods: z.array(z.enum(AGGREGATION_METHODS)).min(1).default(['single', 'outcome-majority', 'step-majority']),
     aggregation: z
       .object({
         stepTieRule: z.enum(['incorrect', 'correct', 'first']).default('incorrect'),
