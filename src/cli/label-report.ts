@@ -98,10 +98,14 @@ await withSandboxWorker('spark-label-report', async (ctx) => {
 
   const fullDrawn = full.reduce((n, l) => n + l.verifications.drawn, 0);
   const adaptiveDrawn = adaptive.reduce((n, l) => n + l.verifications.drawn, 0);
-  const changed = adaptive.filter((l, i) => JSON.stringify(l.labels['step-majority']) !== JSON.stringify(full[i]?.labels['step-majority'])).length;
+  const labelsOf = (l: LabelLine | undefined): string => {
+    const s = l?.labels['step-majority'];
+    return JSON.stringify(s?.ok ? [s.stepLabels, s.outcome] : null);
+  };
+  const changed = adaptive.filter((l, i) => labelsOf(l) !== labelsOf(full[i])).length;
   console.log(`Stage-1 label quality on the sandbox: ${PROBLEMS} problems × ${M} solutions × K=${K} verifications (seed ${SEED})\n`);
   console.log(formatQualityTable(rows, extras));
   console.log(`\nadaptive stop: ${adaptiveDrawn} of ${fullDrawn} verifier samples drawn (${(100 * (1 - adaptiveDrawn / fullDrawn)).toFixed(1)}% saved); `
     + `${adaptive.filter((l) => l.verifications.stop === 'decided').length} of ${adaptive.length} solutions stopped early; `
-    + `${changed} solutions whose stored step-majority result differs (labels or chosen target) from full K`);
+    + `${changed} solutions with step-majority labels different from full K`);
 });
