@@ -80,6 +80,13 @@ export class ObjectStore {
           : undefined,
       // Temporal retries activities; a short SDK retry only smooths over a dropped connection.
       maxAttempts: 2,
+      // A stage-1 problem looks up hundreds of samples at once; more sockets than the SDK's 50,
+      // and queueing behind them is expected, not worth a warning.
+      requestHandler: {
+        httpAgent: { keepAlive: true, maxSockets: 128 },
+        httpsAgent: { keepAlive: true, maxSockets: 128 },
+        socketAcquisitionWarningTimeout: 120_000,
+      },
     });
   }
 
