@@ -54,6 +54,8 @@ describe('parallel scaling on the sandbox', () => {
     const single = new ProcessBenchScore();
     const outcome = new ProcessBenchScore();
     const step = new ProcessBenchScore();
+    let drawn = 0;
+    let unparseable = 0;
     for (const problem of generateProblems({ seed: 11, count: 200 })) {
       for (let s = 0; s < 3; s++) {
         const solution = parsePolicyResponse(ask('sim-policy', buildGeneratorMessages(problem.question), { temperature: 1, choiceIndex: s }));
@@ -61,7 +63,9 @@ describe('parallel scaling on the sandbox', () => {
         const messages = buildVerifierMessages({ question: problem.question, steps: solution.steps, answer: solution.answerBlock });
         const verifications = Array.from({ length: K }, (_, k) => parseVerification(ask('sim-verifier', messages, { temperature: 0.8, choiceIndex: k })))
           .filter((v): v is Verification & { ok: true } => v.ok);
-        expect(verifications).toHaveLength(K);
+        drawn += K;
+        unparseable += K - verifications.length;
+        expect(verifications.length).toBeGreaterThan(K / 2);
         single.add(truth, firstIncorrectStep(verifications[0]!.steps));
         outcome.add(truth, outcomeMajority(verifications));
         step.add(truth, stepMajority(verifications, solution.steps.length));
@@ -69,6 +73,9 @@ describe('parallel scaling on the sandbox', () => {
     }
     const scores = { single: single.summary, outcomeMajority: outcome.summary, stepMajority: step.summary };
     console.log(JSON.stringify(scores, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v)));
+    // The verifier breaks its format now and then (formatViolation 0.02, tempered at T=0.8): stage 1 must cope.
+    expect(unparseable).toBeGreaterThan(0);
+    expect(unparseable / drawn).toBeLessThan(0.05);
     expect(scores.single.erroneous).toBeGreaterThan(150);
     expect(scores.single.correct).toBeGreaterThan(150);
     expect(scores.stepMajority.f1).toBeGreaterThan(scores.single.f1 + 0.08);
