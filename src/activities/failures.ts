@@ -8,8 +8,14 @@ export const FailureType = {
   invalidInput: 'InvalidInput',
   objectNotFound: 'ObjectNotFound',
   objectAccess: 'ObjectAccess',
+  invalidDataset: 'InvalidDataset',
   inference: (kind: string) => `Inference.${kind}`,
 } as const;
+
+/** A dataset that cannot be used as given (bad rows, missing fields, wrong kind): retrying cannot help. */
+export class DatasetError extends Error {
+  override readonly name = 'DatasetError';
+}
 
 /**
  * The single place where backend errors become Temporal failures: transient trouble is
@@ -31,6 +37,9 @@ export function toApplicationFailure(err: unknown): Error {
   }
   if (err instanceof ObjectAccessError) {
     return ApplicationFailure.create({ type: FailureType.objectAccess, message: err.message, nonRetryable: true });
+  }
+  if (err instanceof DatasetError) {
+    return ApplicationFailure.create({ type: FailureType.invalidDataset, message: err.message, nonRetryable: true });
   }
   if (err instanceof ZodError) {
     return ApplicationFailure.create({ type: FailureType.invalidInput, message: formatZodError(err), nonRetryable: true });

@@ -22,7 +22,7 @@ import { sha256Hex } from '../backends/s3-store.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 import type { ActivityDeps, ChatClient } from './deps.js';
 import { sampleWithRetry } from './chat-cache.js';
-import { mapFailures } from './failures.js';
+import { DatasetError, mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
 
 /** What `prepareLabelInput` found in the dataset and where it put the shards. */
@@ -61,7 +61,7 @@ async function readDataset(store: ObjectStore, uri: string): Promise<string> {
   try {
     return await readFile(uri, 'utf8');
   } catch (err) {
-    throw Object.assign(new Error(`dataset ${uri} cannot be read on this worker: ${(err as Error).message}`), { name: 'ObjectNotFoundError' });
+    throw new DatasetError(`dataset ${uri} cannot be read on this worker: ${(err as Error).message}`);
   }
 }
 
@@ -126,12 +126,12 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
         try {
           problems = parseProblems(text, dataset.fields, dataset.offset, dataset.limit ?? Infinity);
         } catch (err) {
-          throw Object.assign(new Error(`${dataset.uri}: ${(err as Error).message}`), { name: 'DatasetError' });
+          throw new DatasetError(`${dataset.uri}: ${(err as Error).message}`);
         }
-        if (problems.length === 0) throw Object.assign(new Error(`${dataset.uri}: no problems at offset ${dataset.offset}`), { name: 'DatasetError' });
+        if (problems.length === 0) throw new DatasetError(`${dataset.uri}: no problems at offset ${dataset.offset}`);
         if (input.config.referenceGuided) {
           const missing = problems.find((p) => p.reference === undefined);
-          if (missing) throw Object.assign(new Error(`${dataset.uri}: problem ${missing.id} has no "${dataset.fields.answer}" (needed by referenceGuided)`), { name: 'DatasetError' });
+          if (missing) throw new DatasetError(`${dataset.uri}: problem ${missing.id} has no "${dataset.fields.answer}" (needed by referenceGuided)`);
         }
         const n = shardCount(problems.length, shards.size);
         for (let s = 0; s < n; s++) {
@@ -164,7 +164,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
         setMaxListeners(1000, signal);
         const problems = await readShard(store, labelKeys.shardInput(input.outputPrefix, input.shard));
         const problem = problems[input.row];
-        if (!problem) throw Object.assign(new Error(`shard ${input.shard} has no row ${input.row}`), { name: 'ObjectNotFoundError' });
+        if (!problem) throw new DatasetError(`shard ${input.shard} has no row ${input.row}`);
         const counts: LabelCounts = { ...ZERO_COUNTS, problems: 1 };
         let phase = 'generating';
         let solutionsDone = 0;

@@ -9,7 +9,7 @@ import { parsePolicyResponse } from '../domain/formats.js';
 import { sha256Hex } from '../backends/s3-store.js';
 import type { ActivityDeps } from './deps.js';
 import { sampleWithCache } from './chat-cache.js';
-import { mapFailures } from './failures.js';
+import { DatasetError, mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
 
 export interface ProblemEntry {
@@ -49,7 +49,7 @@ export function createSolutionActivities({ store, inference }: ActivityDeps) {
         try {
           problems = parseProblems(text, input.fields, input.offset, input.limit);
         } catch (err) {
-          throw Object.assign(new Error(`${input.datasetUri}: ${(err as Error).message}`), { name: 'DatasetError' });
+          throw new DatasetError(`${input.datasetUri}: ${(err as Error).message}`);
         }
         const entries = await Promise.all(
           problems.map(async (p) => {

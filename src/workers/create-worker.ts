@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import { createLabelActivities } from '../activities/labels.js';
+import { createPrmDataActivities } from '../activities/prm-data.js';
 import { createSolutionActivities } from '../activities/solutions.js';
 import type { ActivityDeps } from '../activities/deps.js';
 
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSolutionActivities(deps),
     ...createLabelActivities(deps),
+    ...createPrmDataActivities(deps),
   };
 }
 

@@ -7,8 +7,11 @@ import type { SynthesizeLabelsInput } from '../../src/domain/inputs/synthesize-l
 import type { LabelLine } from '../../src/domain/labels.js';
 import type { SimServerOptions } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
+import { createPrmDataActivities } from '../../src/activities/prm-data.js';
+import type { PrmExample } from '../../src/domain/prm-data.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../../src/workflows/index.js';
-import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, WorkflowFailedError } from '@temporalio/client';
+import { RetryState } from '@temporalio/common';
 import { SparkCallsMade, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../src/workflows/search-attributes.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import { connectClient, makeStore, uniqueTaskQueue, withWorker } from '../support/harness.js';
@@ -141,6 +144,23 @@ describe('synthesizeLabels on the real stack', () => {
         const second = await readLabels(store, again.manifest.uri);
         expect(second.lines).toEqual(lines);
         expect(second.manifest.configHash).toBe(manifest.configHash);
+
+        // Stage 2 data from these labels, in each style, with lineage back to this manifest.
+        const { buildPrmData } = createPrmDataActivities({ store });
+        for (const style of ['orm', 'prm', 'prm-cot'] as const) {
+          const out = await buildPrmData({
+            labelsManifestUri: result.manifest.uri,
+            options: { method: 'step-majority', style, balance: 'none', minAgreement: 0, cotTargets: 'agreeing', seed: 1 },
+            outputPrefix: `runs/${runName}/prm-data/step-majority-${style}`,
+          });
+          const examples = (await store.getText(out.data.uri)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as PrmExample);
+          expect(examples).toHaveLength(out.lines);
+          expect(out.counts.kept + out.counts.dropped.noTarget + out.counts.dropped.unlabelled).toBe(14);
+          if (style !== 'prm-cot') expect(out.lines).toBe(14);
+          expect(examples.every((e) => e.messages.at(-1)?.role === 'assistant' && e.meta.style === style)).toBe(true);
+          const dataManifest = await store.getJson<{ kind: string; labels: { uri: string; sha256: string } }>(out.manifest.uri);
+          expect(dataManifest).toMatchObject({ kind: 'spark.prm-data', labels: { uri: result.manifest.uri, sha256: result.manifest.sha256 } });
+        }
       });
     });
   });
@@ -341,6 +361,18 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
     await withWorker({ taskQueue }, async () => {
       expect(await failure({ verificationsPerSolution: 0, methods: ['best' as 'single'] })).toMatch(/verificationsPerSolution: .*; methods\.0: /);
       expect(await failure({ referenceGuided: true })).toContain('dataset.fields.answer: referenceGuided needs the field');
+      // A dataset with a bad row fails at once (not retried), naming the line and the field.
+      const bad = await store.put(`test/datasets/${randomUUID()}.jsonl`, '{"question": "Start with 1. Add 2."}\n{"text": "no question"}\n', 'application/x-ndjson');
+      const err = await conn.client.workflow.execute(synthesizeLabels, {
+        taskQueue,
+        workflowId: `test/${taskQueue}/bad-row`,
+        args: [labelsInput(run(), bad.uri, 'http://127.0.0.1:1/v1')],
+      }).then(() => null, (e: unknown) => e);
+      const activity = (err as WorkflowFailedError).cause as ActivityFailure;
+      expect(activity).toBeInstanceOf(ActivityFailure);
+      expect(activity.retryState).toBe(RetryState.NON_RETRYABLE_FAILURE);
+      expect(activity.cause).toMatchObject({ type: 'InvalidDataset', nonRetryable: true });
+      expect(activity.cause?.message).toMatch(/line 2: field "question" \(the question\) must be a non-empty string/);
     });
   });
 });
