@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import type { RequestLogEntry } from '../src/sim/requestLog.js';
+import { peakConcurrency } from '../src/sim/requestLog.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../src/workflows/index.js';
 import { shardName } from '../src/domain/labels.js';
 import { repoRoot } from '../src/cli/local-stack.js';
@@ -61,14 +62,6 @@ function memMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return Number(kb ?? 0) / 1024;
 }
 
-function peakConcurrency(entries: readonly RequestLogEntry[]): number {
-  const events = entries.flatMap((e) => [[Date.parse(e.at), 1], [Date.parse(e.at) + e.durationMs, -1]] as const);
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (now += d));
-  return peak;
-}
 
 await withSandboxWorker(`${TASK_QUEUE}-unused`, async ({ client, store, stack }) => {
   const sim = stack.simBaseURL.replace(/\/v1$/, '');

@@ -17,10 +17,27 @@ export class LabelsDatasetError extends Error {
 const count = z.number().int().nonnegative();
 
 /** The parts of a labels manifest this command relies on; other fields are ignored. */
-const LabelsManifestSchema = z.object({
+const LabelsManifestSchema = z.looseObject({
   kind: z.literal('spark.labels'),
+  version: z.literal(1),
+  workflowId: z.string(),
+  runName: z.string(),
+  configHash: z.string(),
+  codeVersion: z.string(),
+  dataset: z.looseObject({ uri: z.string(), sha256: z.string() }),
   methods: z.array(z.enum(AGGREGATION_METHODS)).min(1),
-  counts: z.object({ callsMade: count, samplesDrawn: count, samplesReused: count, parseFailures: count, stoppedEarly: count }),
+  config: z.unknown(),
+  counts: z.object({
+    problems: count,
+    solutions: count,
+    callsMade: count,
+    samplesDrawn: count,
+    samplesReused: count,
+    verificationsValid: count,
+    parseFailures: count,
+    stoppedEarly: count,
+    unlabelled: count,
+  }),
   lines: count,
   parts: z.array(z.object({ uri: z.string(), sha256: z.string(), bytes: count, lines: count })),
 });

@@ -71,3 +71,17 @@ export class RequestLog {
     this.items = [];
   }
 }
+
+/** The most requests in progress at once (arrival to end), from log entries: what a limit let through. */
+export function peakConcurrency(entries: readonly Pick<RequestLogEntry, 'at' | 'durationMs'>[]): number {
+  const events = entries.flatMap((e) => {
+    const t = Date.parse(e.at);
+    return [[t, 1], [t + e.durationMs, -1]] as const;
+  });
+  // Ends before starts at the same instant: a slot freed and reused is not an overlap.
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let peak = 0;
+  for (const [, d] of events) peak = Math.max(peak, (now += d));
+  return peak;
+}

@@ -4,9 +4,10 @@ import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { SynthesizeLabelsInput } from '../../src/domain/inputs/synthesize-labels.js';
 import type { LabelLine } from '../../src/domain/labels.js';
 import { startSimServer } from '../../src/sim/server.js';
+import { readLabelsDataset } from '../../src/client/labels-dataset.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
-import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import type { ObjectStore } from '../../src/backends/s3-store.js';
 
 // The killed run has a bucket of its own, so its cache holds only what this test stored.
@@ -14,20 +15,7 @@ const bucket = `crash-${randomUUID().slice(0, 8)}`;
 const store = makeStore(bucket);
 afterAll(() => store.destroy());
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-async function linesOf(s: ObjectStore, manifestUri: string): Promise<LabelLine[]> {
-  const manifest = await s.getJson<{ parts: { uri: string }[] }>(manifestUri);
-  const lines: LabelLine[] = [];
-  for (const part of manifest.parts) lines.push(...(await s.getText(part.uri)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as LabelLine));
-  return lines;
-}
 
 const PROBLEMS = 200;
 
@@ -99,7 +87,7 @@ describe('synthesizeLabels with its worker killed mid-run', () => {
           args: [input(refDataset.uri, cleanSim.url)],
         });
       });
-      const [crashed, uninterrupted] = await Promise.all([linesOf(store, result.manifest.uri), linesOf(cleanStore, reference.manifest.uri)]);
+      const [crashed, uninterrupted] = await Promise.all([store, cleanStore].map((s, i) => readLabelsDataset(s, [result, reference][i]!.manifest.uri).then((d) => d.lines)));
       expect(crashed).toHaveLength(PROBLEMS * 2);
       expect(crashed).toEqual(uninterrupted);
     } finally {

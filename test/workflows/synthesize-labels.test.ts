@@ -7,6 +7,8 @@ import type { SynthesizeLabelsInput } from '../../src/domain/inputs/synthesize-l
 import type { LabelLine } from '../../src/domain/labels.js';
 import type { SimServerOptions } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
+import { peakConcurrency } from '../../src/sim/requestLog.js';
+import { readLabelsDataset } from '../../src/client/labels-dataset.js';
 import { createPrmDataActivities } from '../../src/activities/prm-data.js';
 import type { PrmExample } from '../../src/domain/prm-data.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../../src/workflows/index.js';
@@ -41,28 +43,7 @@ function labelsInput(runName: string, datasetUri: string, baseURL: string, extra
   };
 }
 
-/** Reads every line of a labels manifest's parts. */
-export async function readLabels(s: ObjectStore, manifestUri: string): Promise<{ manifest: LabelsManifest; lines: LabelLine[] }> {
-  const manifest = await s.getJson<LabelsManifest>(manifestUri);
-  const lines: LabelLine[] = [];
-  for (const part of manifest.parts) {
-    const bytes = await s.getBytes(part.uri);
-    expect(sha256Hex(bytes)).toBe(part.sha256);
-    const text = Buffer.from(bytes).toString();
-    lines.push(...text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LabelLine));
-  }
-  return { manifest, lines };
-}
 
-interface LabelsManifest {
-  kind: string;
-  configHash: string;
-  codeVersion: string;
-  dataset: { uri: string; sha256: string };
-  counts: { problems: number; solutions: number; callsMade: number; samplesReused: number; parseFailures: number; stoppedEarly: number };
-  lines: number;
-  parts: { uri: string; sha256: string; lines: number }[];
-}
 
 async function withSim<T>(options: SimServerOptions, fn: (sim: Awaited<ReturnType<typeof startSimServer>>) => Promise<T>): Promise<T> {
   const sim = await startSimServer(options);
@@ -89,7 +70,7 @@ describe('synthesizeLabels on the real stack', () => {
         });
         const result = await handle.result();
         expect(result.lines).toBe(14);
-        const { manifest, lines } = await readLabels(store, result.manifest.uri);
+        const { manifest, lines } = await readLabelsDataset(store, result.manifest.uri);
         expect(manifest.kind).toBe('spark.labels');
         expect(manifest.dataset.sha256).toBe(dataset.sha256);
         expect(manifest.parts).toHaveLength(3); // 7 problems in shards of 3
@@ -141,7 +122,7 @@ describe('synthesizeLabels on the real stack', () => {
         expect(sim.log.entries.length).toBe(paid);
         expect(again.counts.callsMade).toBe(0);
         expect(again.counts.samplesReused).toBe(result.counts.samplesDrawn + result.counts.samplesReused);
-        const second = await readLabels(store, again.manifest.uri);
+        const second = await readLabelsDataset(store, again.manifest.uri);
         expect(second.lines).toEqual(lines);
         expect(second.manifest.configHash).toBe(manifest.configHash);
 
@@ -166,18 +147,6 @@ describe('synthesizeLabels on the real stack', () => {
   });
 });
 
-/** Max number of requests the sandbox had in flight at once, from its log (arrival + duration). */
-function peakConcurrency(entries: readonly { at: string; durationMs: number }[]): number {
-  const events = entries.flatMap((e) => {
-    const t = Date.parse(e.at);
-    return [[t, 1], [t + e.durationMs, -1]] as const;
-  });
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0;
-  let peak = 0;
-  for (const [, d] of events) peak = Math.max(peak, (now += d));
-  return peak;
-}
 
 describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () => {
   it('replaces unparseable verifications up to the budget and counts every failure', async () => {
@@ -194,7 +163,7 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
       });
       await withWorker({ taskQueue }, async () => {
         const withRetries = await conn.client.workflow.execute(synthesizeLabels, { taskQueue, workflowId: `test/${taskQueue}/a`, args: [input(8)] });
-        const { lines } = await readLabels(store, withRetries.manifest.uri);
+        const { lines } = await readLabelsDataset(store, withRetries.manifest.uri);
         const failures = lines.reduce((n, l) => n + l.verifications.invalid, 0);
         expect(failures).toBeGreaterThan(0);
         expect(withRetries.counts.parseFailures).toBe(failures);
@@ -207,7 +176,7 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
 
         // Without a budget nothing is replaced; the failures are still counted, and labels come from the valid ones.
         const noRetries = await conn.client.workflow.execute(synthesizeLabels, { taskQueue, workflowId: `test/${taskQueue}/b`, args: [input(0)] });
-        const bare = await readLabels(store, noRetries.manifest.uri);
+        const bare = await readLabelsDataset(store, noRetries.manifest.uri);
         for (const l of bare.lines) expect(l.verifications.drawn).toBe(4);
         const short = bare.lines.filter((l) => l.verifications.invalid > 0);
         expect(short.length).toBeGreaterThan(0);
@@ -235,8 +204,8 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
           workflowId: `test/${taskQueue}/adaptive`,
           args: [labelsInput(run(), dataset.uri, sim.url, { ...base, adaptive: { enabled: true, initial: 3, step: 1 } })],
         });
-        const a = await readLabels(store, adaptive.manifest.uri);
-        const f = await readLabels(store, full.manifest.uri);
+        const a = await readLabelsDataset(store, adaptive.manifest.uri);
+        const f = await readLabelsDataset(store, full.manifest.uri);
         const drawnAdaptive = a.lines.reduce((n, l) => n + l.verifications.drawn, 0);
         const drawnFull = f.lines.reduce((n, l) => n + l.verifications.drawn, 0);
         expect(drawnAdaptive).toBeLessThan(drawnFull);
@@ -272,7 +241,7 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
             workflowId: `test/${taskQueue}/${stepTieRule}`,
             args: [labelsInput(run(), dataset.uri, sim.url, { ...base, aggregation: { stepTieRule, consistency: false } })],
           })));
-        const [asIncorrect, asCorrect] = await Promise.all(results.map((r) => readLabels(store, r.manifest.uri)));
+        const [asIncorrect, asCorrect] = await Promise.all(results.map((r) => readLabelsDataset(store, r.manifest.uri)));
         let tiedSteps = 0;
         for (const [i, line] of asIncorrect!.lines.entries()) {
           const inc = line.labels['step-majority'];
@@ -313,8 +282,8 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
           conn.client.workflow.execute(synthesizeLabels, { taskQueue: q2, workflowId: `test/${q2}`, args: [cfg(clean.url, cleanDataset.uri)] }));
         const kinds = new Set(faulty.log.entries.map((e) => e.fault).filter(Boolean));
         expect([...kinds].sort()).toEqual(['hang', 'malformed', 'rate_limit', 'reset', 'server_error', 'truncated']);
-        const a = await readLabels(store, withFaults.manifest.uri);
-        const b = await readLabels(cleanStore, reference.manifest.uri);
+        const a = await readLabelsDataset(store, withFaults.manifest.uri);
+        const b = await readLabelsDataset(cleanStore, reference.manifest.uri);
         expect(a.lines).toEqual(b.lines);
         // Generator and verifier share one server and one limit of 3 in this worker.
         expect(peakConcurrency(clean.log.entries)).toBeLessThanOrEqual(3);
@@ -334,7 +303,7 @@ describe('synthesizeLabels: retries, adaptive stop, ties, faults, limits', () =>
           args: [labelsInput(run(), dataset.uri, sim.url, { shards: { size: 2, concurrency: 2, problemsInFlight: 2, perRun: 2 }, seed: 16 })],
         });
         const result = await handle.result();
-        const { lines, manifest } = await readLabels(store, result.manifest.uri);
+        const { lines, manifest } = await readLabelsDataset(store, result.manifest.uri);
         expect(manifest.parts).toHaveLength(4);
         expect(lines.map((l) => l.problemIndex)).toEqual([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]);
         const progress = await handle.query(synthesizeLabelsProgress);

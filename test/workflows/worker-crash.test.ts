@@ -4,19 +4,12 @@ import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { SolutionsDoc } from '../../src/activities/solutions.js';
 import { sampleSolutions } from '../../src/workflows/index.js';
 import { startSimServer } from '../../src/sim/server.js';
-import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue } from '../support/harness.js';
+import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, until } from '../support/harness.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 
 const store = makeStore();
 afterAll(() => store.destroy());
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('a worker killed mid-run', () => {
   it('is restarted, the run completes, and no call whose result was stored before the kill is made again', async () => {
