@@ -1,14 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import type { AggregationMethod, CritiqueMethod, MergedVerification, SampledVerification } from '../domain/aggregation.js';
 import { tallyVotes } from '../domain/aggregation.js';
 import type { SamplingParams } from '../domain/chat.js';
 import type { Problem } from '../domain/dataset.js';
-import { parseProblems } from '../domain/dataset.js';
 import { parsePolicyResponse, parseVerification } from '../domain/formats.js';
 import type { SynthesizeLabelsConfig } from '../domain/inputs/synthesize-labels.js';
 import type { DrawDecision, LabelCounts, LabelLine } from '../domain/labels.js';
@@ -18,10 +16,10 @@ import {
 import { buildCriticMessages, buildGeneratorMessages, buildMergeMessages, buildVerifierMessages } from '../domain/prompts.js';
 import type { ObjectRef } from '../domain/refs.js';
 import { joinKey } from '../domain/refs.js';
-import { sha256Hex } from '../backends/s3-store.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 import type { ActivityDeps, ChatClient } from './deps.js';
 import { sampleWithRetry } from './chat-cache.js';
+import { readProblems } from './datasets.js';
 import { DatasetError, mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
 
@@ -56,14 +54,6 @@ export interface ProblemLabelSummary {
   counts: LabelCounts;
 }
 
-async function readDataset(store: ObjectStore, uri: string): Promise<string> {
-  if (uri.startsWith('s3://')) return store.getText(uri);
-  try {
-    return await readFile(uri, 'utf8');
-  } catch (err) {
-    throw new DatasetError(`dataset ${uri} cannot be read on this worker: ${(err as Error).message}`);
-  }
-}
 
 /** Problems of shard files are small and read by every problem of the shard; keep a few in memory. */
 const shardCache = new Map<string, Promise<Problem[]>>();
@@ -121,13 +111,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     async prepareLabelInput(input: { config: SynthesizeLabelsConfig; outputPrefix: string }): Promise<PreparedLabelInput> {
       return mapFailures(async () => {
         const { dataset, shards } = input.config;
-        const text = await readDataset(store, dataset.uri);
-        let problems: Problem[];
-        try {
-          problems = parseProblems(text, dataset.fields, dataset.offset, dataset.limit ?? Infinity);
-        } catch (err) {
-          throw new DatasetError(`${dataset.uri}: ${(err as Error).message}`);
-        }
+        const { problems, sha256 } = await readProblems(store, dataset.uri, dataset);
         if (problems.length === 0) throw new DatasetError(`${dataset.uri}: no problems at offset ${dataset.offset}`);
         if (input.config.referenceGuided) {
           const missing = problems.find((p) => p.reference === undefined);
@@ -140,7 +124,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
           Context.current().heartbeat({ shardsWritten: s + 1 });
         }
         await store.putJson(labelKeys.config(input.outputPrefix), input.config);
-        return { datasetSha256: sha256Hex(text), problems: problems.length, shards: n, shardSize: shards.size };
+        return { datasetSha256: sha256, problems: problems.length, shards: n, shardSize: shards.size };
       });
     },
 

@@ -1,7 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { InferenceEndpoint } from '../domain/endpoints.js';
 import type { FieldMap, Problem } from '../domain/dataset.js';
-import { parseProblems } from '../domain/dataset.js';
 import type { ObjectRef } from '../domain/refs.js';
 import type { SamplingParams } from '../domain/chat.js';
 import { buildGeneratorMessages } from '../domain/prompts.js';
@@ -9,7 +8,8 @@ import { parsePolicyResponse } from '../domain/formats.js';
 import { sha256Hex } from '../backends/s3-store.js';
 import type { ActivityDeps } from './deps.js';
 import { sampleWithCache } from './chat-cache.js';
-import { DatasetError, mapFailures } from './failures.js';
+import { readProblems } from './datasets.js';
+import { mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
 
 export interface ProblemEntry {
@@ -44,13 +44,7 @@ export function createSolutionActivities({ store, inference }: ActivityDeps) {
       problems: ProblemEntry[];
     }> {
       return mapFailures(async () => {
-        const text = await store.getText(input.datasetUri);
-        let problems: Problem[];
-        try {
-          problems = parseProblems(text, input.fields, input.offset, input.limit);
-        } catch (err) {
-          throw new DatasetError(`${input.datasetUri}: ${(err as Error).message}`);
-        }
+        const { problems, sha256 } = await readProblems(store, input.datasetUri, input);
         const entries = await Promise.all(
           problems.map(async (p) => {
             const body = JSON.stringify(p);
@@ -58,7 +52,7 @@ export function createSolutionActivities({ store, inference }: ActivityDeps) {
             return { id: p.id, ref };
           }),
         );
-        return { datasetSha256: sha256Hex(text), problems: entries };
+        return { datasetSha256: sha256, problems: entries };
       });
     },
 
