@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import { InferenceError } from '../backends/inference.js';
 import { ObjectAccessError, ObjectNotFoundError } from '../backends/s3-store.js';
+import { TrainerError } from '../backends/trainer.js';
 
 /** Failure types, so retry policies and people can tell what went wrong. */
 export const FailureType = {
@@ -10,6 +11,7 @@ export const FailureType = {
   objectAccess: 'ObjectAccess',
   invalidDataset: 'InvalidDataset',
   inference: (kind: string) => `Inference.${kind}`,
+  trainer: (code: string) => `Trainer.${code}`,
 } as const;
 
 /** A dataset that cannot be used as given (bad rows, missing fields, wrong kind): retrying cannot help. */
@@ -30,6 +32,14 @@ export function toApplicationFailure(err: unknown): Error {
       nonRetryable: !err.retryable,
       nextRetryDelay: err.retryAfterMs !== undefined ? Math.max(1, Math.round(err.retryAfterMs)) : undefined,
       details: [{ kind: err.kind, status: err.status ?? null }],
+    });
+  }
+  if (err instanceof TrainerError) {
+    return ApplicationFailure.create({
+      type: FailureType.trainer(err.code),
+      message: err.message,
+      nonRetryable: !err.retryable,
+      details: [{ code: err.code, status: err.status ?? null, ...(err.details ? { details: err.details } : {}) }],
     });
   }
   if (err instanceof ObjectNotFoundError) {

@@ -1,6 +1,6 @@
 /**
  * The embedded default stack on this machine: Temporal dev server, versitygw, the sandbox model
- * server. Each piece is started only if it is not already answering, runs in the background,
+ * server and the sandbox trainer. Each piece is started only if it is not already answering, runs in the background,
  * and keeps its data and logs under .data/ so runs can be inspected afterwards.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,6 +15,8 @@ export interface LocalStack {
   webUi: string;
   s3Endpoint: string;
   simBaseURL: string;
+  /** The sandbox trainer (trainer protocol v1), without the version path. */
+  trainerURL: string;
   dataDir: string;
 }
 
@@ -28,6 +30,7 @@ export function localStackSettings(env: NodeJS.ProcessEnv = process.env) {
     s3Port: Number(env.SPARK_S3_PORT || 7070),
     simPort: Number(env.SPARK_SIM_PORT || 8300),
     simSeed: Number(env.SPARK_SIM_SEED || 1),
+    trainerPort: Number(env.SPARK_TRAINER_PORT || 8400),
     accessKeyId: env.AWS_ACCESS_KEY_ID || 'sparklocal',
     secretAccessKey: env.AWS_SECRET_ACCESS_KEY || 'sparklocalsecret',
     bucket: env.SPARK_S3_BUCKET || 'spark',
@@ -60,11 +63,18 @@ export async function stackUp(log: (msg: string) => void = (m) => console.error(
     await waitFor(() => answers(`${simBaseURL}/models`), 'the sandbox model server', join(s.dataDir, 'logs/sim.log'));
   }
   log(`[stack] sandbox models on ${simBaseURL}`);
+  const trainerURL = `http://127.0.0.1:${s.trainerPort}`;
+  if (!(await answers(`${trainerURL}/health`))) {
+    startBackground('trainer', ['--import', 'tsx', join(repoRoot, 'src/sim/trainer/main.ts'), '--port', String(s.trainerPort), '--events-file', join(s.dataDir, 'logs/trainer-events.jsonl')], s.dataDir, env);
+    await waitFor(() => answers(`${trainerURL}/health`), 'the sandbox trainer', join(s.dataDir, 'logs/trainer.log'));
+  }
+  log(`[stack] sandbox trainer on ${trainerURL}`);
   return {
     temporalAddress: `127.0.0.1:${s.temporalPort}`,
     webUi: `http://127.0.0.1:${s.uiPort}`,
     s3Endpoint: `http://127.0.0.1:${s.s3Port}`,
     simBaseURL,
+    trainerURL,
     dataDir: s.dataDir,
   };
 }
@@ -72,7 +82,7 @@ export async function stackUp(log: (msg: string) => void = (m) => console.error(
 /** Stops what stackUp started (by the pid files it wrote); data stays on disk. */
 export function stackDown(log: (msg: string) => void = (m) => console.error(m)): void {
   const { dataDir } = localStackSettings();
-  for (const name of ['sim', 's3', 'temporal']) {
+  for (const name of ['trainer', 'sim', 's3', 'temporal']) {
     const pidFile = join(dataDir, 'run', `${name}.pid`);
     if (!existsSync(pidFile)) continue;
     const pid = Number(readFileSync(pidFile, 'utf8'));

@@ -13,7 +13,7 @@ import { simServerConfigPatchSchema } from './config.js';
 import { describeZodError } from './http.js';
 import { simModelOverridesSchema } from './params.js';
 import { startSimServer } from './server.js';
-import { readLocalAdapter } from './models.js';
+import { objectStoreAdapterReader } from './models.js';
 import { ObjectStore, s3ConfigFromEnv } from '../backends/s3-store.js';
 
 const configFileSchema = simServerConfigPatchSchema.extend({
@@ -41,12 +41,7 @@ async function main(): Promise<void> {
 
   // Adapters published by trainers live in S3 (s3://…), like LoRA weights a vLLM server loads.
   let store: ObjectStore | undefined;
-  const readAdapter = async (path: string): Promise<unknown> => {
-    if (!path.startsWith('s3://')) return readLocalAdapter(path);
-    store ??= new ObjectStore(s3ConfigFromEnv());
-    const uri = path.endsWith('.json') ? path : `${path.replace(/\/+$/, '')}/adapter.json`;
-    return store.getJson(uri);
-  };
+  const readAdapter = objectStoreAdapterReader(() => (store ??= new ObjectStore(s3ConfigFromEnv())));
   const server = await startSimServer({
     port,
     readAdapter,

@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ObjectStore } from '../backends/s3-store.js';
 import type { AdapterDocument, SimModelOverrides, SimModelParams } from './params.js';
 import { adapterDocumentSchema, applyOverrides, DEFAULT_SIM_MODELS } from './params.js';
 import { describeZodError } from './http.js';
@@ -30,6 +31,17 @@ export const readLocalAdapter: AdapterReader = async (path) => {
   const file = (await stat(local)).isDirectory() ? join(local, 'adapter.json') : local;
   return JSON.parse(await readFile(file, 'utf8')) as unknown;
 };
+
+/**
+ * Reads `s3://` paths from an object store (a checkpoint prefix holds `adapter.json`), everything
+ * else locally: trainers publish checkpoints from S3, as vLLM loads LoRA weights a trainer saved.
+ */
+export function objectStoreAdapterReader(store: () => Pick<ObjectStore, 'getJson'>): AdapterReader {
+  return async (path) => {
+    if (!path.startsWith('s3://')) return readLocalAdapter(path);
+    return store().getJson(path.endsWith('.json') ? path : `${path.replace(/\/+$/, '')}/adapter.json`);
+  };
+}
 
 /** Why a LoRA request was refused; the server answers 400 with this message. */
 export class AdapterError extends Error {}

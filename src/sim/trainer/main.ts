@@ -1,0 +1,35 @@
+/**
+ * Runs the sandbox trainer:
+ *   tsx src/sim/trainer/main.ts --port 8400 [--host 127.0.0.1] [--events-file events.jsonl]
+ *
+ * Reads batches and writes checkpoints in the S3 bucket the environment configures (SPARK_S3_*).
+ * Prints one JSON line `{"url": ...}` once listening; exits cleanly on SIGTERM or SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { ObjectStore, s3ConfigFromEnv } from '../../backends/s3-store.js';
+import { startTrainerServer } from './server.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '0' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'events-file': { type: 'string' },
+    },
+  });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0) throw new Error(`--port must be a port number, got '${values.port}'`);
+  const store = new ObjectStore(s3ConfigFromEnv());
+  const server = await startTrainerServer({ store, port, host: values.host, ...(values['events-file'] ? { eventsFile: values['events-file'] } : {}) });
+  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+  const stop = () => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`sim-trainer: ${(err as Error).message}\n`);
+  process.exit(1);
+});
