@@ -142,14 +142,22 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
     },
 
     /**
-     * Applies steps from the session's next step up to `to`, then saves the checkpoint at
-     * `checkpointUri`. Heartbeats the next step; survives its own retries and trainer restarts.
+     * Applies steps [from, to), then saves the checkpoint at `checkpointUri` and the steps'
+     * metrics next to it (`<checkpoint>.metrics.json`). Heartbeats the next step; survives its own
+     * retries and trainer restarts; a chunk already committed with its metrics is returned as is.
      */
     async trainSteps(input: TrainStepsInput): Promise<TrainStepsResult> {
       return mapFailures(async () => {
         const client = new TrainerClient(input.trainerURL);
         const manifest = BatchesManifestSchema.parse(await store.getJson(input.batchesManifestUri));
         if (input.to > manifest.steps.length) throw new DatasetError(`${input.batchesManifestUri} plans ${manifest.steps.length} steps; step ${input.to - 1} does not exist`);
+        // A chunk committed before (a re-run, or a retry after the save) is read back, not trained again.
+        const metricsKey = store.keyOf(`${input.checkpointUri}.metrics.json`);
+        const marker = await store.getJsonIfExists<{ step: number | null }>(store.keyOf(`${input.checkpointUri}/${CHECKPOINT_MARKER_NAME}`));
+        const savedMetrics = marker ? await store.getJsonIfExists<StepMetrics[]>(metricsKey) : null;
+        if (marker && savedMetrics) {
+          return { checkpoint: { uri: input.checkpointUri, step: marker.step, markerUri: `${input.checkpointUri}/${CHECKPOINT_MARKER_NAME}` }, metrics: savedMetrics, applied: 0, recreated: 0 };
+        }
         const progress: TrainProgress = { nextStep: -1 };
         let recreated = 0;
         let applied = 0;
@@ -180,9 +188,11 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
             }
           }
           const saved = await client.saveCheckpoint(input.sessionId, { uri: input.checkpointUri, step: input.to - 1 });
+          const chunkMetrics = [...metrics.values()].sort((a, b) => a.step - b.step);
+          await store.putJson(metricsKey, chunkMetrics);
           return {
             checkpoint: { uri: saved.uri, step: saved.step, markerUri: saved.markerUri },
-            metrics: [...metrics.values()].sort((a, b) => a.step - b.step),
+            metrics: chunkMetrics,
             applied,
             recreated,
           };

@@ -131,3 +131,38 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+export interface TrainerProcess {
+  url: string;
+  ready: Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** Starts the sandbox trainer (`src/sim/trainer/main.ts`) as its own process on `port`, so a test can kill it. */
+export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number; bucket?: string }): TrainerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/sim/trainer/main.ts'), '--port', String(opts.port), '--events-file', opts.eventsFile, '--step-ms', String(opts.stepLatencyMs ?? 0)], {
+    cwd: repoRoot,
+    env: { ...process.env, ...stackEnv(), ...(opts.bucket ? { SPARK_S3_BUCKET: opts.bucket } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.includes('"url"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`trainer exited with ${code} before it was ready: ${stderr}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${opts.port}`,
+    ready,
+    kill: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}

@@ -1,6 +1,6 @@
 /**
  * Runs the sandbox trainer:
- *   tsx src/sim/trainer/main.ts --port 8400 [--host 127.0.0.1] [--events-file events.jsonl]
+ *   tsx src/sim/trainer/main.ts --port 8400 [--host 127.0.0.1] [--events-file events.jsonl] [--step-ms 0]
  *
  * Reads batches and writes checkpoints in the S3 bucket the environment configures (SPARK_S3_*).
  * Prints one JSON line `{"url": ...}` once listening; exits cleanly on SIGTERM or SIGINT.
@@ -15,12 +15,15 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       host: { type: 'string', default: '127.0.0.1' },
       'events-file': { type: 'string' },
+      'step-ms': { type: 'string', default: '0' },
     },
   });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0) throw new Error(`--port must be a port number, got '${values.port}'`);
+  const stepLatencyMs = Number(values['step-ms']);
+  if (!(stepLatencyMs >= 0)) throw new Error(`--step-ms must be a number of milliseconds ≥ 0, got '${values['step-ms']}'`);
   const store = new ObjectStore(s3ConfigFromEnv());
-  const server = await startTrainerServer({ store, port, host: values.host, ...(values['events-file'] ? { eventsFile: values['events-file'] } : {}) });
+  const server = await startTrainerServer({ store, port, host: values.host, stepLatencyMs, ...(values['events-file'] ? { eventsFile: values['events-file'] } : {}) });
   process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
   const stop = () => {
     server.close().then(() => process.exit(0), () => process.exit(1));

@@ -73,6 +73,8 @@ export interface TrainerServerOptions {
   host?: string;
   /** Appends one JSON line per applied or repeated step, checkpoint and publish (tests read it across restarts). */
   eventsFile?: string;
+  /** Milliseconds each applied step takes, standing in for GPU time (tests use it to crash mid-run). */
+  stepLatencyMs?: number;
 }
 
 export interface TrainerServer {
@@ -245,6 +247,7 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     }
     if (observations.length === 0) throw new TrainerProtocolError('invalid-request', `batch: none of its ${skipped} examples is a reward-model prompt with a parseable answer`);
 
+    if (options.stepLatencyMs) await new Promise((r) => setTimeout(r, options.stepLatencyMs));
     const state = session.state;
     const learningRate = req.learningRate ?? scheduledLearningRate(session.config.optimizer, state.optimizer.t);
     const { loss, grad } = batchGradient(state.theta, observations);
