@@ -1,9 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
+import { createEvaluateActivities } from '../activities/evaluate.js';
 import { createLabelActivities } from '../activities/labels.js';
 import { createPrmDataActivities } from '../activities/prm-data.js';
 import { createSolutionActivities } from '../activities/solutions.js';
+import { createTrainingActivities } from '../activities/training.js';
 import type { ActivityDeps } from '../activities/deps.js';
 
 /** Default task queue of the all-in-one worker. */
@@ -17,6 +19,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createSolutionActivities(deps),
     ...createLabelActivities(deps),
     ...createPrmDataActivities(deps),
+    ...createEvaluateActivities(deps),
+    ...createTrainingActivities(deps),
   };
 }
 

@@ -2,3 +2,5 @@
 export { sampleSolutions, sampleSolutionsProgress } from './sample-solutions.js';
 export { synthesizeLabels, synthesizeLabelsProgress } from './synthesize-labels.js';
 export { labelShard, labelShardProgress, shardProgressSignal } from './label-shard.js';
+export { evaluatePrm, evaluatePrmProgress } from './evaluate-prm.js';
+export { trainPrm, trainPrmProgress } from './train-prm.js';

@@ -1,11 +1,15 @@
 import { z } from 'zod';
+import { EvaluatePrmInputSchema } from './evaluate-prm.js';
 import { SampleSolutionsInputSchema } from './sample-solutions.js';
 import { SynthesizeLabelsInputSchema } from './synthesize-labels.js';
+import { TrainPrmInputSchema } from './train-prm.js';
 
 /** Every workflow's input schema by workflow type, for JSON Schema export and clients. */
 export const workflowInputSchemas = {
   sampleSolutions: SampleSolutionsInputSchema,
   synthesizeLabels: SynthesizeLabelsInputSchema,
+  evaluatePrm: EvaluatePrmInputSchema,
+  trainPrm: TrainPrmInputSchema,
 } as const;
 
 /** JSON Schema of a workflow's input as people write it by hand (defaults optional). */
