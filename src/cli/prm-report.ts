@@ -13,13 +13,11 @@
 import { parseArgs } from 'node:util';
 import type { AggregationMethod } from '../domain/aggregation.js';
 import type { EvaluatePrmInput } from '../domain/inputs/evaluate-prm.js';
-import { generateSandboxProcessBench } from '../domain/processbench-sandbox.js';
 import { hashParts } from '../domain/random.js';
-import { joinKey } from '../domain/refs.js';
 import { evaluatePrm, synthesizeLabels, trainPrm } from '../workflows/index.js';
 import type { EvaluatePrmResult } from '../workflows/evaluate-prm.js';
 import type { TrainPrmResult } from '../workflows/train-prm.js';
-import { sandboxDataset, withSandboxWorker } from './sandbox.js';
+import { sandboxDataset, sandboxProcessBench, withSandboxWorker } from './sandbox.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -78,11 +76,7 @@ await withSandboxWorker('spark-prm-report', async (ctx) => {
   });
 
   // The benchmark: ProcessBench's four splits, generated from the sandbox world with true labels.
-  const splits: Record<string, string> = {};
-  for (const split of generateSandboxProcessBench({ seed: `processbench-${SEED}`, countPerSplit: ROWS })) {
-    const { ref } = await store.putIfAbsent(joinKey('benchmarks', `sandbox-processbench-s${SEED}-n${ROWS}`, `${split.split}.jsonl`), split.rows.map((r) => JSON.stringify(r)).join('\n') + '\n', 'application/x-ndjson');
-    splits[split.split] = ref.uri;
-  }
+  const splits = await sandboxProcessBench(store, { seed: SEED, rowsPerSplit: ROWS });
 
   const trained = new Map<AggregationMethod, TrainPrmResult>();
   for (const method of METHODS) {
@@ -123,7 +117,8 @@ await withSandboxWorker('spark-prm-report', async (ctx) => {
   };
 
   const rows: { name: string; examples: number | null; loss: number | null; result: EvaluatePrmResult }[] = [];
-  rows.push({ name: 'untrained (sim-policy)', examples: null, loss: null, result: await evaluate('untrained', 'sim-policy') });
+  rows.push({ name: 'untrained base (sim-policy)', examples: null, loss: null, result: await evaluate('untrained', 'sim-policy') });
+  rows.push({ name: 'stage-1 verifier (sim-verifier), for reference', examples: null, loss: null, result: await evaluate('verifier', 'sim-verifier') });
   for (const method of METHODS) {
     const t = trained.get(method)!;
     rows.push({ name: `PRM on ${method} labels`, examples: t.examples, loss: t.lossCurve.at(-1)?.loss ?? null, result: await evaluate(method, t.model!.modelName) });

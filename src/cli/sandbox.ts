@@ -7,6 +7,8 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { inferenceClientPool } from '../activities/deps.js';
 import { ObjectStore, s3ConfigFromEnv } from '../backends/s3-store.js';
 import { generateProblems } from '../domain/arith.js';
+import { generateSandboxProcessBench } from '../domain/processbench-sandbox.js';
+import { joinKey } from '../domain/refs.js';
 import type { ObjectRef } from '../domain/refs.js';
 import { createSparkWorker } from '../workers/create-worker.js';
 import type { LocalStack } from './local-stack.js';
@@ -52,4 +54,18 @@ export async function sandboxDataset(store: ObjectStore, opts: { seed: number; c
   const name = `datasets/sim-arith-seed${opts.seed}-${opts.count}${opts.withAnswers ? '-answers' : ''}.jsonl`;
   const { ref } = await store.putIfAbsent(name, rows.join('\n') + '\n', 'application/x-ndjson');
   return ref;
+}
+
+/**
+ * A ProcessBench-format benchmark from the sandbox world (true labels known), one JSONL per split
+ * under `benchmarks/`, written once; returns split → S3 URI, as `evaluatePrm` takes it.
+ */
+export async function sandboxProcessBench(store: ObjectStore, opts: { seed: number; rowsPerSplit: number }): Promise<Record<string, string>> {
+  const splits: Record<string, string> = {};
+  for (const split of generateSandboxProcessBench({ seed: `processbench-${opts.seed}`, countPerSplit: opts.rowsPerSplit })) {
+    const body = split.rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    const { ref } = await store.putIfAbsent(joinKey('benchmarks', `sandbox-processbench-s${opts.seed}-n${opts.rowsPerSplit}`, `${split.split}.jsonl`), body, 'application/x-ndjson');
+    splits[split.split] = ref.uri;
+  }
+  return splits;
 }
