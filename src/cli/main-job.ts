@@ -90,7 +90,9 @@ async function main(): Promise<void> {
     // ProcessBench (sandbox splits): the fine-tuned PRM against its untrained base.
     const splits = await sandboxProcessBench(store, { seed: 7, rowsPerSplit: 50 });
     const evaluate = async (name: string, model: string): Promise<EvaluatePrmResult> => {
-      const input: EvaluatePrmInput = { runName: `${RUN_NAME}-eval-${name}`, benchmark: { splits }, model: { endpoint: models, model }, style: 'prm-cot' };
+      const input: EvaluatePrmInput = {
+        runName: RUN_NAME, outputPrefix: `runs/${RUN_NAME}/evaluate-prm/${name}`, benchmark: { splits }, model: { endpoint: models, model }, style: 'prm-cot',
+      };
       const workflowId = `spark/${RUN_NAME}/evaluate-prm-${name}`;
       const handle = await client.workflow.start(evaluatePrm, { taskQueue, workflowId, args: [input], ...attach });
       watch(workflowId);

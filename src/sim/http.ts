@@ -1,5 +1,6 @@
 /** Small HTTP helpers: bodies, JSON answers and OpenAI-shaped errors. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 
 /** Largest accepted request body; prompts with long solutions stay far below it. */
@@ -67,4 +68,31 @@ export function sendError(res: ServerResponse, error: HttpError, headers: Record
   sendJson(res, error.status, {
     error: { message: error.message, type: error.type, param: error.param, code: error.code ?? error.status },
   }, headers);
+}
+
+/** Listens on `port` (0: a free one) and returns the port and a close that also drops kept-alive connections. */
+export async function listen(server: Server, port = 0, host = '127.0.0.1'): Promise<{ port: number; close: () => Promise<void> }> {
+  // Many clients keep connections alive; answer them promptly on close.
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      server.closeAllConnections();
+    }),
+  };
+}
+
+/** For a server's command line: announce the URL on stdout, then exit cleanly on SIGTERM or SIGINT. */
+export function serveUntilSignalled(server: { url: string; close: () => Promise<void> }): void {
+  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+  const stop = () => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

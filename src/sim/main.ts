@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { simServerConfigPatchSchema } from './config.js';
-import { describeZodError } from './http.js';
+import { describeZodError, serveUntilSignalled } from './http.js';
 import { simModelOverridesSchema } from './params.js';
 import { startSimServer } from './server.js';
 import { objectStoreAdapterReader } from './models.js';
@@ -51,13 +51,7 @@ async function main(): Promise<void> {
     ...(models ? { models } : {}),
     ...(values['log-file'] ?? logFile ? { logFile: values['log-file'] ?? logFile } : {}),
   });
-  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
-
-  const stop = () => {
-    server.close().then(() => process.exit(0), () => process.exit(1));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  serveUntilSignalled(server);
 }
 
 main().catch((err: unknown) => {

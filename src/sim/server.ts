@@ -5,12 +5,11 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { handleChatCompletion } from './chatHandler.js';
 import type { SimServerConfig, SimServerConfigPatch } from './config.js';
 import { DEFAULT_SIM_SERVER_CONFIG, simServerConfigPatchSchema, simServerConfigSchema } from './config.js';
-import { describeZodError, HttpError, readJson, sendError, sendJson, sendText } from './http.js';
+import { describeZodError, HttpError, listen, readJson, sendError, sendJson, sendText } from './http.js';
 import type { AdapterReader } from './models.js';
 import { AdapterError, ModelRegistry, readLocalAdapter } from './models.js';
 import type { SimModelOverrides } from './params.js';
@@ -120,14 +119,7 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       else sendError(res, new HttpError(500, `Internal error: ${(err as Error).message}`, 'server_error'));
     });
   });
-  // Many clients keep connections alive; answer them promptly on close.
-  server.keepAliveTimeout = 5_000;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listen(server, options.port, options.host);
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}/v1`,
     port,
@@ -141,9 +133,6 @@ export async function startSimServer(options: SimServerOptions = {}): Promise<Si
       }
       return config;
     },
-    close: () => new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    }),
+    close,
   };
 }

@@ -13,6 +13,8 @@ import { ObjectStore } from '../../src/backends/s3-store.js';
 import { inferenceClientPool, type ActivityDeps } from '../../src/activities/deps.js';
 import { createSparkWorker } from '../../src/workers/create-worker.js';
 import { repoRoot, TEST_S3_KEYS } from './paths.js';
+import type { CachedSample } from '../../src/activities/chat-cache.js';
+import type { RequestLogEntry } from '../../src/sim/requestLog.js';
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -79,25 +81,19 @@ export async function withWorker<T>(
   }
 }
 
-export interface WorkerProcess {
+export interface KillableProcess {
   child: ChildProcess;
-  /** Resolves when the worker prints its ready line. */
+  /** Resolves when the process prints its ready line. */
   ready: Promise<void>;
-  /** SIGKILL: no graceful shutdown, in-flight activities are lost mid-way. */
+  /** SIGKILL: no graceful shutdown, work in flight is lost mid-way. */
   kill(): Promise<void>;
 }
 
-/** Starts `src/workers/main.ts` as a separate process, the way production runs it. */
-export function spawnWorkerProcess(opts: { taskQueue: string; env?: Record<string, string> }): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/workers/main.ts')], {
+/** Runs a TypeScript entry point of the repo as its own process; ready once a stdout line contains `readyMarker`. */
+function spawnKillable(entry: string, args: string[], env: Record<string, string>, readyMarker: string): KillableProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, entry), ...args], {
     cwd: repoRoot,
-    env: {
-      ...process.env,
-      ...stackEnv(),
-      SPARK_TASK_QUEUE: opts.taskQueue,
-      SPARK_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
-      ...opts.env,
-    },
+    env: { ...process.env, ...stackEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -105,11 +101,10 @@ export function spawnWorkerProcess(opts: { taskQueue: string; env?: Record<strin
     stderr = (stderr + d.toString()).slice(-4000);
   });
   const ready = new Promise<void>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      if (line.includes('"worker-ready"')) resolve();
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.includes(readyMarker)) resolve();
     });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready: ${stderr}`)));
+    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code} before it was ready: ${stderr}`)));
   });
   return {
     child,
@@ -123,6 +118,37 @@ export function spawnWorkerProcess(opts: { taskQueue: string; env?: Record<strin
   };
 }
 
+export type WorkerProcess = KillableProcess;
+
+/** Starts `src/workers/main.ts` as a separate process, the way production runs it. */
+export function spawnWorkerProcess(opts: { taskQueue: string; env?: Record<string, string> }): WorkerProcess {
+  return spawnKillable('src/workers/main.ts', [], { SPARK_TASK_QUEUE: opts.taskQueue, SPARK_WORKFLOW_BUNDLE: inject('workflowBundlePath'), ...opts.env }, '"worker-ready"');
+}
+
+export interface TrainerProcess extends KillableProcess {
+  url: string;
+}
+
+/** Starts the sandbox trainer (`src/sim/trainer/main.ts`) as its own process on `port`, so a test can kill it. */
+export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number }): TrainerProcess {
+  const args = ['--port', String(opts.port), '--events-file', opts.eventsFile, '--step-ms', String(opts.stepLatencyMs ?? 0)];
+  return { ...spawnKillable('src/sim/trainer/main.ts', args, {}, '"url"'), url: `http://127.0.0.1:${opts.port}` };
+}
+
+/**
+ * Requests a killed worker had finished: successful ones whose every sample is in the store's
+ * chat cache. A correct restart never makes these again.
+ */
+export async function finishedRequests(store: ObjectStore, successes: readonly RequestLogEntry[]): Promise<RequestLogEntry[]> {
+  const storedByResponse = new Map<string, number>();
+  for (const key of await store.list('cache/chat/')) {
+    if (!key.endsWith('.json') || key.includes('.truncations.')) continue;
+    const sample = await store.getJson<CachedSample>(key);
+    storedByResponse.set(sample.responseId, (storedByResponse.get(sample.responseId) ?? 0) + 1);
+  }
+  return successes.filter((e) => e.responseId && storedByResponse.get(e.responseId) === e.n);
+}
+
 /** Polls `check` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
 export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> {
   const start = Date.now();
@@ -132,37 +158,3 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
   }
 }
 
-export interface TrainerProcess {
-  url: string;
-  ready: Promise<void>;
-  kill(): Promise<void>;
-}
-
-/** Starts the sandbox trainer (`src/sim/trainer/main.ts`) as its own process on `port`, so a test can kill it. */
-export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number; bucket?: string }): TrainerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/sim/trainer/main.ts'), '--port', String(opts.port), '--events-file', opts.eventsFile, '--step-ms', String(opts.stepLatencyMs ?? 0)], {
-    cwd: repoRoot,
-    env: { ...process.env, ...stackEnv(), ...(opts.bucket ? { SPARK_S3_BUCKET: opts.bucket } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes('"url"')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`trainer exited with ${code} before it was ready: ${stderr}`)));
-  });
-  return {
-    url: `http://127.0.0.1:${opts.port}`,
-    ready,
-    kill: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
-}

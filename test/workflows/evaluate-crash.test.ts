@@ -1,12 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { PredictionLine } from '../../src/domain/evaluation.js';
 import type { EvaluatePrmInput } from '../../src/domain/inputs/evaluate-prm.js';
 import { generateSandboxProcessBench } from '../../src/domain/processbench-sandbox.js';
 import { startSimServer } from '../../src/sim/server.js';
 import { evaluatePrm } from '../../src/workflows/index.js';
-import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, finishedRequests, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { uploadSandboxBenchmark } from '../support/processbench.js';
 
 // The killed run has a bucket of its own, so its cache holds only what this test stored.
@@ -59,13 +58,8 @@ describe('evaluatePrm with its worker killed mid-run', () => {
       expect(partsAtKill).toBeLessThan(CHUNKS);
 
       // Requests whose every sample the dead worker stored: finished, never to be made again.
-      const storedByResponse = new Map<string, number>();
-      for (const key of await store.list('cache/chat/')) {
-        if (!key.endsWith('.json') || key.includes('.truncations.')) continue;
-        const sample = await store.getJson<CachedSample>(key);
-        storedByResponse.set(sample.responseId, (storedByResponse.get(sample.responseId) ?? 0) + 1);
-      }
-      const finished = ok().filter((e) => e.responseId && storedByResponse.get(e.responseId) === e.n);
+
+      const finished = await finishedRequests(store, ok());
       expect(finished.length).toBeGreaterThanOrEqual(80);
 
       worker = startWorker();

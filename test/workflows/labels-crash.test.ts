@@ -1,13 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { SynthesizeLabelsInput } from '../../src/domain/inputs/synthesize-labels.js';
 import type { LabelLine } from '../../src/domain/labels.js';
 import { startSimServer } from '../../src/sim/server.js';
 import { readLabelsDataset } from '../../src/client/labels-dataset.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
-import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, finishedRequests, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import type { ObjectStore } from '../../src/backends/s3-store.js';
 
 // The killed run has a bucket of its own, so its cache holds only what this test stored.
@@ -56,14 +55,9 @@ describe('synthesizeLabels with its worker killed mid-run', () => {
       const done = await handle.query(synthesizeLabelsProgress).catch(() => null);
       expect(ok().length).toBeLessThan(PROBLEMS * 7);
 
-      // Requests whose every sample the dead worker stored: finished calls, never to be made again.
-      const storedByResponse = new Map<string, number>();
-      for (const key of await store.list('cache/chat/')) {
-        if (!key.endsWith('.json') || key.includes('.truncations.')) continue;
-        const sample = await store.getJson<CachedSample>(key);
-        storedByResponse.set(sample.responseId, (storedByResponse.get(sample.responseId) ?? 0) + 1);
-      }
-      const finished = ok().filter((e) => e.responseId && storedByResponse.get(e.responseId) === e.n);
+      // Requests whose every sample the dead worker stored: finished, never to be made again.
+
+      const finished = await finishedRequests(store, ok());
       expect(finished.length).toBeGreaterThan(100);
 
       worker = startWorker();

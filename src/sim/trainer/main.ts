@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ObjectStore, s3ConfigFromEnv } from '../../backends/s3-store.js';
+import { serveUntilSignalled } from '../http.js';
 import { startTrainerServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -24,12 +25,7 @@ async function main(): Promise<void> {
   if (!(stepLatencyMs >= 0)) throw new Error(`--step-ms must be a number of milliseconds ≥ 0, got '${values['step-ms']}'`);
   const store = new ObjectStore(s3ConfigFromEnv());
   const server = await startTrainerServer({ store, port, host: values.host, stepLatencyMs, ...(values['events-file'] ? { eventsFile: values['events-file'] } : {}) });
-  process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
-  const stop = () => {
-    server.close().then(() => process.exit(0), () => process.exit(1));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  serveUntilSignalled(server);
 }
 
 main().catch((err: unknown) => {

@@ -11,7 +11,6 @@
 import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import type { ObjectStore } from '../../backends/s3-store.js';
 import { sha256Hex } from '../../backends/s3-store.js';
@@ -23,7 +22,7 @@ import {
   CHECKPOINT_MARKER_NAME, CheckpointMarkerSchema, CreateSessionRequestSchema, parseProtocolMessage, PublishRequestSchema,
   SaveCheckpointRequestSchema, SftExampleSchema, TRAINER_ERRORS, TRAINER_PROTOCOL_VERSION, TrainStepRequestSchema,
 } from '../../domain/trainer-protocol.js';
-import { readBody } from '../http.js';
+import { listen, readBody } from '../http.js';
 import type { AdapterDocument } from '../params.js';
 import { DEFAULT_SIM_MODELS } from '../params.js';
 import type { JudgeVector, Observation, OptimizerState } from './prm-fit.js';
@@ -362,19 +361,11 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
       },
     );
   });
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listen(server, options.port, options.host);
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     port,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    }),
+    close,
   };
 }
 
