@@ -30,6 +30,7 @@ export default tseslint.config(
           patterns: [
             { group: ['**/activities', '**/activities/*'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
             { group: ['**/backends/*', '**/sim/*', '@aws-sdk/*', 'openai'], message: 'Workflows do no I/O; call an activity.' },
+            { group: ['@cortex-js/*', '**/domain/math-answer*'], message: 'Math answer checking is heavy and belongs in activities.' },
           ],
         },
       ],

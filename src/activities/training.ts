@@ -16,6 +16,7 @@ import { joinKey } from '../domain/refs.js';
 import type { CheckpointInfo, Loss, SessionConfig, SessionState } from '../domain/trainer-protocol.js';
 import { CHECKPOINT_MARKER_NAME } from '../domain/trainer-protocol.js';
 import { planBatches, toSftExample } from '../domain/training.js';
+import type { ObjectStore } from '../backends/s3-store.js';
 import type { ActivityDeps } from './deps.js';
 import { DatasetError, mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
@@ -79,32 +80,41 @@ interface TrainProgress {
 
 const MAX_RECREATIONS = 3;
 
-export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>) {
-  /** Whether a checkpoint's marker exists: no marker, no checkpoint. */
-  async function committed(uri: string): Promise<boolean> {
-    return (await store.head(store.keyOf(`${uri}/${CHECKPOINT_MARKER_NAME}`))) !== null;
-  }
+/** Whether a checkpoint's marker exists: no marker, no checkpoint. */
+export async function checkpointCommitted(store: ObjectStore, uri: string): Promise<boolean> {
+  return (await store.head(store.keyOf(`${uri}/${CHECKPOINT_MARKER_NAME}`))) !== null;
+}
 
-  /**
-   * The session, as the trainer has it; created (again) when the trainer does not know it,
-   * resuming from the newest committed of `candidates`.
-   */
-  async function ensureSession(client: TrainerClient, sessionId: string, config: TrainStepsInput['config'], candidates: (string | null)[]): Promise<{ session: SessionState; created: boolean }> {
-    try {
-      return { session: await client.getSession(sessionId), created: false };
-    } catch (err) {
-      if (!(err instanceof TrainerError && err.code === 'unknown-session')) throw err;
-    }
-    let resumeFrom: string | undefined;
-    for (const uri of candidates) {
-      if (uri !== null && (await committed(uri))) {
-        resumeFrom = uri;
-        break;
-      }
-    }
-    const res = await client.createSession({ sessionId, ...config, ...(resumeFrom ? { resumeFrom } : {}) });
-    return { session: res.session, created: res.created };
+/**
+ * The session, as the trainer has it; created (again) when the trainer does not know it,
+ * resuming from the newest committed of `candidates` (in order of preference).
+ */
+export async function ensureTrainerSession(
+  store: ObjectStore,
+  client: TrainerClient,
+  sessionId: string,
+  config: Omit<SessionConfig, 'resumeFrom'>,
+  candidates: readonly (string | null)[],
+): Promise<{ session: SessionState; created: boolean }> {
+  try {
+    return { session: await client.getSession(sessionId), created: false };
+  } catch (err) {
+    if (!(err instanceof TrainerError && err.code === 'unknown-session')) throw err;
   }
+  let resumeFrom: string | undefined;
+  for (const uri of candidates) {
+    if (uri !== null && (await checkpointCommitted(store, uri))) {
+      resumeFrom = uri;
+      break;
+    }
+  }
+  const res = await client.createSession({ sessionId, ...config, ...(resumeFrom ? { resumeFrom } : {}) });
+  return { session: res.session, created: res.created };
+}
+
+export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>) {
+  const ensureSession = (client: TrainerClient, sessionId: string, config: TrainStepsInput['config'], candidates: (string | null)[]) =>
+    ensureTrainerSession(store, client, sessionId, config, candidates);
 
   return {
     /**

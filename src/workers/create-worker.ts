@@ -4,6 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { createEvaluateActivities } from '../activities/evaluate.js';
 import { createLabelActivities } from '../activities/labels.js';
 import { createPrmDataActivities } from '../activities/prm-data.js';
+import { createRlActivities } from '../activities/rl.js';
 import { createSolutionActivities } from '../activities/solutions.js';
 import { createTrainingActivities } from '../activities/training.js';
 import type { ActivityDeps } from '../activities/deps.js';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPrmDataActivities(deps),
     ...createEvaluateActivities(deps),
     ...createTrainingActivities(deps),
+    ...createRlActivities(deps),
   };
 }
 

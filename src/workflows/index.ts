@@ -4,3 +4,4 @@ export { synthesizeLabels, synthesizeLabelsProgress } from './synthesize-labels.
 export { labelShard, labelShardProgress, shardProgressSignal } from './label-shard.js';
 export { evaluatePrm, evaluatePrmProgress } from './evaluate-prm.js';
 export { trainPrm, trainPrmProgress } from './train-prm.js';
+export { rlTrain, rlTrainProgress, rlLatestCheckpoint, rlRecentMetrics, pauseSignal, resumeSignal, stopSignal, setHyperparametersUpdate } from './rl-train.js';

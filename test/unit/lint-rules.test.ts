@@ -19,6 +19,10 @@ describe('lint keeps workflow code deterministic', () => {
     expect(ids).toContain('no-restricted-imports');
   });
 
+  it('keeps the math answer checker out of workflow files', async () => {
+    expect(await ruleIds("import { answersEquivalent } from '../domain/math-answer.js';\nexport const f = answersEquivalent;\n", 'src/workflows/index.ts')).toContain('no-restricted-imports');
+  });
+
   it('allows type-only activity imports', async () => {
     expect(await ruleIds("import type { SolutionActivities } from '../activities/solutions.js';\nexport type A = SolutionActivities;\n", 'src/workflows/index.ts')).toEqual([]);
   });

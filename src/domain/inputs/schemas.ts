@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { EvaluatePrmInputSchema } from './evaluate-prm.js';
 import { SampleSolutionsInputSchema } from './sample-solutions.js';
 import { SynthesizeLabelsInputSchema } from './synthesize-labels.js';
+import { RlTrainInputSchema } from './rl-train.js';
 import { TrainPrmInputSchema } from './train-prm.js';
 
 /** Every workflow's input schema by workflow type, for JSON Schema export and clients. */
@@ -10,6 +11,7 @@ export const workflowInputSchemas = {
   synthesizeLabels: SynthesizeLabelsInputSchema,
   evaluatePrm: EvaluatePrmInputSchema,
   trainPrm: TrainPrmInputSchema,
+  rlTrain: RlTrainInputSchema,
 } as const;
 
 /** JSON Schema of a workflow's input as people write it by hand (defaults optional). */

@@ -1,0 +1,271 @@
+import {
+  ActivityFailure, allHandlersFinished, ApplicationFailure, condition, continueAsNew, defineQuery, defineSignal, defineUpdate, proxyActivities, setHandler,
+  upsertSearchAttributes, workflowInfo,
+} from '@temporalio/workflow';
+import type { PreparedRlData, RlActivities } from '../activities/rl.js';
+import type { HyperparameterUpdate, RlTrainConfig, RlTrainInput } from '../domain/inputs/rl-train.js';
+import { HyperparameterUpdateSchema, RlTrainInputSchema } from '../domain/inputs/rl-train.js';
+import { hashParts } from '../domain/random.js';
+import { joinKey, parseS3Uri } from '../domain/refs.js';
+import type { RlMetricsRow } from '../domain/rl.js';
+import { rlLearningRate, stepName } from '../domain/rl.js';
+import { sessionIdFor } from '../domain/training.js';
+import { modelBatch, storeIo } from './activity-presets.js';
+import { SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus, SparkStep } from './search-attributes.js';
+import { parseWorkflowInput } from './validate.js';
+
+const io = proxyActivities<RlActivities>({ ...storeIo, startToCloseTimeout: '30 minutes' });
+const models = proxyActivities<RlActivities>(modelBatch);
+/** A step on a busy GPU can take a while; heartbeats notice a dead worker in 30 s; a trainer that is down is retried for about an hour. */
+const trainer = proxyActivities<RlActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 60 },
+});
+
+/** One entry of the run's audit log (`audit/NNNNNN.json`). */
+export interface AuditEntry {
+  seq: number;
+  /** Workflow time (deterministic), ISO 8601. */
+  at: string;
+  /** The step the change takes effect before. */
+  step: number;
+  action: 'pause' | 'resume' | 'stop' | 'set-hyperparameters';
+  details?: Record<string, unknown>;
+}
+
+/** Everything the loop needs to go on; carried through continue-as-new. */
+export interface RlTrainState {
+  prepared: PreparedRlData;
+  sessionId: string;
+  /** Steps [0, step) are applied. */
+  step: number;
+  lastCheckpoint: string | null;
+  servedModel: string;
+  learningRate: number | null;
+  klCoefficient: number;
+  paused: boolean;
+  stopRequested: boolean;
+  auditSeq: number;
+  recent: RlMetricsRow[];
+  evals: { set: string; step: number; accuracy: number }[];
+  runs: number;
+}
+
+export interface RlTrainProgress {
+  stage: 'preparing' | 'training' | 'paused' | 'stopping' | 'completed' | 'stopped';
+  step: number;
+  totalSteps: number;
+  servedModel: string;
+  lastCheckpoint: string | null;
+  learningRate: number;
+  klCoefficient: number;
+  latest: RlMetricsRow | null;
+  latestEvals: { set: string; step: number; accuracy: number }[];
+  runs: number;
+}
+
+export interface RlTrainResult {
+  steps: number;
+  stopped: boolean;
+  checkpoint: string | null;
+  servedModel: string;
+  metricsPrefix: string;
+  evals: { set: string; step: number; accuracy: number }[];
+}
+
+export const rlTrainProgress = defineQuery<RlTrainProgress>('progress');
+export const rlLatestCheckpoint = defineQuery<string | null>('latestCheckpoint');
+export const rlRecentMetrics = defineQuery<RlMetricsRow[], [number?]>('recentMetrics');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Stops after the next checkpoint (one is saved at once if the current step is not one). */
+export const stopSignal = defineSignal('stopAfterCheckpoint');
+export const setHyperparametersUpdate = defineUpdate<{ learningRate: number; klCoefficient: number; fromStep: number }, [HyperparameterUpdate]>('setHyperparameters');
+
+/** Steps per run before continuing as new: each step is a handful of events. */
+const STEPS_PER_RUN = 400;
+const RECENT = 50;
+
+/**
+ * SPARK stage 3: GRPO with a generative PRM (or a baseline) as the reward. Each step draws its
+ * prompts from the seed and step, rolls out and scores (`rlRollouts`), applies one idempotent
+ * train step (`rlTrainStep`), checkpoints and publishes on schedule, evaluates on schedule, and
+ * records a metrics row keyed by step. People can pause, resume, stop after a checkpoint and
+ * change the learning rate or KL coefficient while it runs; each change goes into the audit log.
+ */
+export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): Promise<RlTrainResult> {
+  const config: RlTrainConfig = parseWorkflowInput(RlTrainInputSchema, rawInput, 'rlTrain');
+  const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'rl');
+  const info = workflowInfo();
+  // What decides the trajectory: a checkpoint resumes only under the same hash. Run length,
+  // checkpoint cadence and evaluations do not change it, so a run can be extended or re-scheduled.
+  const configHash = hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null, resumeFrom: null, totalSteps: null, checkpointEvery: null, evaluation: null }));
+  upsertSearchAttributes([
+    { key: SparkRun, value: config.runName },
+    { key: SparkStage, value: 'rl-train' },
+    { key: SparkStatus, value: 'running' },
+    { key: SparkConfigHash, value: configHash },
+  ]);
+
+  const pending: AuditEntry[] = [];
+  let state: RlTrainState | undefined = carried;
+  const progress: RlTrainProgress = {
+    stage: carried ? 'training' : 'preparing',
+    step: carried?.step ?? 0,
+    totalSteps: config.totalSteps,
+    servedModel: carried?.servedModel ?? config.policy.model,
+    lastCheckpoint: carried?.lastCheckpoint ?? null,
+    learningRate: config.policy.optimizer.learningRate,
+    klCoefficient: carried?.klCoefficient ?? config.grpo.klCoefficient,
+    latest: carried?.recent.at(-1) ?? null,
+    latestEvals: carried?.evals ?? [],
+    runs: carried?.runs ?? 1,
+  };
+  const audit = (action: AuditEntry['action'], details?: Record<string, unknown>): void => {
+    if (!state) return;
+    state.auditSeq += 1;
+    pending.push({ seq: state.auditSeq, at: new Date().toISOString(), step: state.step, action, ...(details ? { details } : {}) });
+  };
+  setHandler(rlTrainProgress, () => progress);
+  setHandler(rlLatestCheckpoint, () => state?.lastCheckpoint ?? null);
+  setHandler(rlRecentMetrics, (n = 10) => (state?.recent ?? []).slice(-Math.max(1, Math.min(n, RECENT))));
+  setHandler(pauseSignal, () => {
+    if (state && !state.paused) {
+      state.paused = true;
+      audit('pause');
+    }
+  });
+  setHandler(resumeSignal, () => {
+    if (state?.paused) {
+      state.paused = false;
+      audit('resume');
+    }
+  });
+  setHandler(stopSignal, () => {
+    if (state && !state.stopRequested) {
+      state.stopRequested = true;
+      audit('stop');
+    }
+  });
+  setHandler(setHyperparametersUpdate, (update) => {
+    const s = state!;
+    const before = { learningRate: s.learningRate, klCoefficient: s.klCoefficient };
+    if (update.learningRate !== undefined) s.learningRate = update.learningRate;
+    if (update.klCoefficient !== undefined) s.klCoefficient = update.klCoefficient;
+    audit('set-hyperparameters', { before, after: { learningRate: s.learningRate, klCoefficient: s.klCoefficient }, ...(update.reason ? { reason: update.reason } : {}) });
+    progress.klCoefficient = s.klCoefficient;
+    return { learningRate: s.learningRate ?? config.policy.optimizer.learningRate, klCoefficient: s.klCoefficient, fromStep: s.step };
+  }, {
+    validator: (update) => {
+      const parsed = HyperparameterUpdateSchema.safeParse(update);
+      if (!parsed.success) throw new Error(`invalid setHyperparameters: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(update)'}: ${i.message}`).join('; ')}`);
+      if (!state) throw new Error('the run is still preparing; try again in a moment');
+    },
+  });
+
+  if (!state) {
+    const prepared = await io.prepareRlData({ config, outputPrefix: prefix });
+    let step = 0;
+    let lastCheckpoint: string | null = null;
+    let servedModel = config.policy.model;
+    if (config.resumeFrom) {
+      const resumed = await io.verifyRlResume({ resumeFrom: config.resumeFrom, configHash, datasetSha256: prepared.datasetSha256, baseModel: config.policy.baseModel });
+      step = resumed.step + 1;
+      lastCheckpoint = config.resumeFrom;
+      servedModel = resumed.servedModel;
+    }
+    state = {
+      prepared, sessionId: sessionIdFor(info.workflowId, info.firstExecutionRunId), step, lastCheckpoint, servedModel,
+      learningRate: null, klCoefficient: config.grpo.klCoefficient, paused: false, stopRequested: false, auditSeq: 0, recent: [], evals: [], runs: 1,
+    };
+  }
+  const s = state;
+  progress.stage = 'training';
+  progress.step = s.step;
+  progress.servedModel = s.servedModel;
+  progress.lastCheckpoint = s.lastCheckpoint;
+
+  const bucketUri = `s3://${parseS3Uri(s.prepared.prompts.uri).bucket}`;
+  // Checkpoints are keyed by what determines them: other settings or data never share them.
+  const checkpointPrefix = joinKey(prefix, 'checkpoints', hashParts(configHash, s.prepared.datasetSha256).slice(0, 16));
+  const session = { baseModel: config.policy.baseModel, adapter: config.policy.adapter, optimizer: config.policy.optimizer, seed: config.seed };
+  const flushAudit = async (): Promise<void> => {
+    if (pending.length > 0) await io.recordAudit({ outputPrefix: prefix, entries: pending.splice(0) });
+  };
+  const evaluate = async (step: number): Promise<void> => {
+    for (const set of s.prepared.evalSets) {
+      const r = await models.evaluatePolicy({ config, outputPrefix: prefix, set, servedModel: s.servedModel, step });
+      s.evals = [...s.evals.filter((e) => e.set !== set.name || e.step !== step), { set: set.name, step, accuracy: r.accuracy }].slice(-200);
+    }
+    progress.latestEvals = s.prepared.evalSets.map((set) => s.evals.filter((e) => e.set === set.name).at(-1)).filter((e) => e !== undefined);
+  };
+
+  if (s.step === 0 && s.evals.length === 0) await evaluate(0);
+  let stepsThisRun = 0;
+  let stopped = false;
+  while (s.step < config.totalSteps) {
+    if (s.paused) {
+      progress.stage = 'paused';
+      await flushAudit();
+      await condition(() => !s.paused || s.stopRequested);
+      progress.stage = 'training';
+    }
+    await flushAudit();
+    if (s.stopRequested && s.lastCheckpoint !== null && s.lastCheckpoint.endsWith(stepName(s.step - 1))) {
+      stopped = true;
+      break;
+    }
+    if (stepsThisRun >= STEPS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await flushAudit();
+      return continueAsNew<typeof rlTrain>(rawInput, { ...s, runs: s.runs + 1 });
+    }
+
+    const step = s.step;
+    const learningRate = s.learningRate ?? rlLearningRate(config.policy.optimizer.learningRate, config.grpo.warmupFraction, config.totalSteps, step);
+    let rollouts;
+    try {
+      rollouts = await models.rlRollouts({ config, outputPrefix: prefix, prepared: s.prepared, step, servedModel: s.servedModel, learningRate, klCoefficient: s.klCoefficient });
+    } catch (err) {
+      // The inference server restarted and forgot the published policy: serve it again, once.
+      const forgotten = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'Inference.not-found';
+      if (!forgotten || s.lastCheckpoint === null || s.servedModel === config.policy.model) throw err;
+      await trainer.republishPolicy({ trainerURL: config.trainer.baseURL, sessionId: s.sessionId, session, checkpoint: s.lastCheckpoint, inferenceBaseURL: config.policy.endpoint.baseURL, modelName: s.servedModel });
+      rollouts = await models.rlRollouts({ config, outputPrefix: prefix, prepared: s.prepared, step, servedModel: s.servedModel, learningRate, klCoefficient: s.klCoefficient });
+    }
+    const last = step === config.totalSteps - 1;
+    const publish = (step + 1) % config.publishEvery === 0 || last;
+    const save = publish || (step + 1) % config.checkpointEvery === 0 || s.stopRequested;
+    const modelName = `${config.runName}-policy-${stepName(step + 1)}`;
+    const out = await trainer.rlTrainStep({
+      trainerURL: config.trainer.baseURL,
+      sessionId: s.sessionId,
+      session,
+      outputPrefix: prefix,
+      step,
+      resumeCandidates: [s.lastCheckpoint],
+      checkpoint: save ? { uri: `${bucketUri}/${joinKey(checkpointPrefix, stepName(step))}`, info: { configHash, datasetSha256: s.prepared.datasetSha256, baseModel: config.policy.baseModel, servedModel: publish ? modelName : s.servedModel } } : null,
+      publish: publish ? { inferenceBaseURL: config.policy.endpoint.baseURL, modelName } : null,
+      metrics: { ...rollouts.summary, step, servedModel: s.servedModel, learningRate, klCoefficient: s.klCoefficient },
+    });
+    s.step = step + 1;
+    stepsThisRun += 1;
+    if (out.checkpoint) s.lastCheckpoint = out.checkpoint;
+    if (out.servedModel) s.servedModel = out.servedModel;
+    s.recent = [...s.recent, out.metrics].slice(-RECENT);
+    progress.step = s.step;
+    progress.latest = out.metrics;
+    progress.learningRate = learningRate;
+    progress.servedModel = s.servedModel;
+    progress.lastCheckpoint = s.lastCheckpoint;
+    upsertSearchAttributes([{ key: SparkStep, value: s.step }, { key: SparkItemsDone, value: s.step }]);
+    // The input check makes every evaluation step a publish step, so the served model is this step's policy.
+    if (publish && (s.step % config.evaluation.every === 0 || s.step === config.totalSteps)) await evaluate(s.step);
+  }
+
+  await flushAudit();
+  progress.stage = stopped ? 'stopped' : 'completed';
+  upsertSearchAttributes([{ key: SparkStatus, value: progress.stage }]);
+  return { steps: s.step, stopped, checkpoint: s.lastCheckpoint, servedModel: s.servedModel, metricsPrefix: joinKey(prefix, 'metrics'), evals: s.evals };
+}

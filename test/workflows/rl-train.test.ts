@@ -1,0 +1,242 @@
+/**
+ * rlTrain on the real stack: the sandbox model server (policy and PRM), the sandbox trainer in its
+ * own process, real S3 and Temporal. Covers the step record, controls and the audit log, crashes
+ * of the worker and of the trainer, and input checks.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ObjectStore } from '../../src/backends/s3-store.js';
+import type { RlTrainInput } from '../../src/domain/inputs/rl-train.js';
+import type { RlMetricsRow } from '../../src/domain/rl.js';
+import { objectStoreAdapterReader } from '../../src/sim/models.js';
+import type { SimServer } from '../../src/sim/server.js';
+import { startSimServer } from '../../src/sim/server.js';
+import type { AuditEntry } from '../../src/workflows/rl-train.js';
+import {
+  pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
+} from '../../src/workflows/index.js';
+import { uploadSandboxProblems } from '../support/datasets.js';
+import type { TrainerProcess } from '../support/harness.js';
+import { connectClient, makeStore, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { freePort } from '../support/paths.js';
+
+const store = makeStore();
+const dir = mkdtempSync(join(tmpdir(), 'rl-train-'));
+const eventsFile = join(dir, 'events.jsonl');
+const taskQueue = uniqueTaskQueue('rl-train');
+let sim: SimServer;
+let trainer: TrainerProcess;
+let trainerPort: number;
+let promptsUri: string;
+let heldOutUri: string;
+
+interface TrainerEvent {
+  event: string;
+  session?: string;
+  step?: number;
+  applied?: boolean;
+  pid: number;
+}
+const events = (): TrainerEvent[] => (existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TrainerEvent) : []);
+
+function input(runName: string, extra: Partial<RlTrainInput> = {}): RlTrainInput {
+  const endpoint = { baseURL: sim.url };
+  return {
+    runName,
+    policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
+    trainer: { baseURL: trainer.url },
+    reward: { formulation: 'selective-advantage', prm: { endpoint, model: 'sim-verifier', style: 'prm-cot' } },
+    dataset: { uri: promptsUri, fields: { question: 'question', answer: 'answer' } },
+    evaluation: { sets: [{ name: 'held-out', uri: heldOutUri, fields: { question: 'question', answer: 'answer' } }], every: 4 },
+    grpo: { batchSize: 4, groupSize: 4 },
+    totalSteps: 8,
+    checkpointEvery: 4,
+    publishEvery: 2,
+    seed: 11,
+    ...extra,
+  };
+}
+
+async function rows(s: ObjectStore, prefix: string): Promise<RlMetricsRow[]> {
+  const keys = (await s.list(`${prefix}/metrics/`)).sort();
+  return Promise.all(keys.map((k) => s.getJson<RlMetricsRow>(k)));
+}
+
+async function finalState(s: ObjectStore, checkpoint: string): Promise<string> {
+  return s.getText(`${checkpoint}/state.json`);
+}
+
+beforeAll(async () => {
+  sim = await startSimServer({ seed: 71, readAdapter: objectStoreAdapterReader(() => store) });
+  trainerPort = await freePort();
+  trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
+  await trainer.ready;
+  const withAnswers = async (seed: number, count: number) => {
+    const { generateProblems } = await import('../../src/domain/arith.js');
+    const body = generateProblems({ seed, count }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) })).join('\n') + '\n';
+    return (await store.put(`test/rl/${randomUUID()}.jsonl`, body, 'application/x-ndjson')).uri;
+  };
+  promptsUri = await withAnswers(72, 40);
+  heldOutUri = await withAnswers(73, 12);
+}, 60_000);
+
+afterAll(async () => {
+  await trainer.kill();
+  await sim.close();
+  store.destroy();
+});
+
+describe('rlTrain', () => {
+  it('records one metrics row per step, checkpoints and publishes on schedule, and evaluates the served policy', { timeout: 120_000 }, async () => {
+    const { client, close } = await connectClient();
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const runName = `rl-${randomUUID().slice(0, 8)}`;
+        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName)] });
+        const result = await handle.result();
+        expect(result).toMatchObject({ steps: 8, stopped: false, servedModel: `${runName}-policy-step-000008` });
+        const metrics = await rows(store, `runs/${runName}/rl`);
+        expect(metrics.map((m) => m.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+        expect(metrics.every((m) => m.rollouts === 16 && m.prompts === 4)).toBe(true);
+        // Rollouts come from the policy published every 2 steps.
+        expect(metrics.map((m) => m.servedModel)).toEqual(['sim-policy', 'sim-policy', ...[2, 2, 4, 4, 6, 6].map((s) => `${runName}-policy-step-${String(s).padStart(6, '0')}`)]);
+        expect(result.checkpoint).toMatch(/\/step-000007$/);
+        expect(await store.head(store.keyOf(`${result.checkpoint}/COMMITTED`))).not.toBeNull();
+        expect(result.evals.map((e) => e.step)).toEqual([0, 4, 8]);
+        expect(await handle.query(rlTrainProgress)).toMatchObject({ stage: 'completed', step: 8, totalSteps: 8 });
+        expect(await handle.query(rlLatestCheckpoint)).toBe(result.checkpoint);
+        expect((await handle.query(rlRecentMetrics, 3)).map((m) => m.step)).toEqual([5, 6, 7]);
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('pauses, takes a learning-rate update, resumes, and stops after a checkpoint, with every change in the audit log', { timeout: 180_000 }, async () => {
+    const { client, close } = await connectClient();
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const runName = `rl-ctl-${randomUUID().slice(0, 8)}`;
+        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 40, evaluation: { sets: [] } })] });
+        await until(async () => (await handle.query(rlTrainProgress)).step >= 2, 'two steps');
+        await handle.signal(pauseSignal);
+        await until(async () => (await handle.query(rlTrainProgress)).stage === 'paused', 'the run to pause');
+        const pausedAt = (await handle.query(rlTrainProgress)).step;
+        await new Promise((r) => setTimeout(r, 1500));
+        expect((await handle.query(rlTrainProgress)).step).toBe(pausedAt);
+
+        await expect(handle.executeUpdate(setHyperparametersUpdate, { args: [{ learningRate: -1 }] })).rejects.toThrow(/learningRate/);
+        const applied = await handle.executeUpdate(setHyperparametersUpdate, { args: [{ learningRate: 3e-6, klCoefficient: 0.01, reason: 'test' }] });
+        expect(applied).toEqual({ learningRate: 3e-6, klCoefficient: 0.01, fromStep: pausedAt });
+        await handle.signal(resumeSignal);
+        await until(async () => (await handle.query(rlTrainProgress)).step >= pausedAt + 2, 'two more steps');
+        await handle.signal(stopSignal);
+        const result = await handle.result();
+        expect(result.stopped).toBe(true);
+        expect(result.steps).toBeLessThan(40);
+        expect(result.checkpoint).toMatch(new RegExp(`/step-${String(result.steps - 1).padStart(6, '0')}$`));
+
+        // What the steps were trained with changed exactly at the step the update names.
+        const metrics = await rows(store, `runs/${runName}/rl`);
+        expect(metrics.map((m) => m.step)).toEqual(Array.from({ length: result.steps }, (_, i) => i));
+        for (const m of metrics) {
+          expect(m.learningRate).toBe(m.step < pausedAt ? 1e-6 : 3e-6);
+          expect(m.klCoefficient).toBe(m.step < pausedAt ? 0.001 : 0.01);
+        }
+        const batchRequest = await store.getJson<{ learningRate: number; loss: { klCoefficient: number } }>(`runs/${runName}/rl/batches/step-${String(pausedAt).padStart(6, '0')}.request.json`);
+        expect(batchRequest).toMatchObject({ learningRate: 3e-6, loss: { klCoefficient: 0.01 } });
+
+        const audit = await Promise.all((await store.list(`runs/${runName}/rl/audit/`)).sort().map((k) => store.getJson<AuditEntry>(k)));
+        expect(audit.map((a) => a.action)).toEqual(['pause', 'set-hyperparameters', 'resume', 'stop']);
+        expect(audit.map((a) => a.seq)).toEqual([1, 2, 3, 4]);
+        expect(audit[1]).toMatchObject({ step: pausedAt, details: { before: { learningRate: null, klCoefficient: 0.001 }, after: { learningRate: 3e-6, klCoefficient: 0.01 }, reason: 'test' } });
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('finishes on the same trajectory after its worker is killed mid-run', { timeout: 240_000 }, async () => {
+    const { client, close } = await connectClient();
+    const queue = `${taskQueue}-crash`;
+    let worker = spawnWorkerProcess({ taskQueue: queue });
+    try {
+      const reference = await withWorker({ taskQueue }, () => client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-ref-${randomUUID().slice(0, 8)}`, args: [input(`rl-ref-${randomUUID().slice(0, 8)}`, { totalSteps: 12 })] }));
+      await worker.ready;
+      const runName = `rl-wcrash-${randomUUID().slice(0, 8)}`;
+      const handle = await client.workflow.start(rlTrain, { taskQueue: queue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 12 })] });
+      await until(async () => (await store.list(`runs/${runName}/rl/metrics/`)).length >= 5, 'five steps');
+      await worker.kill();
+      worker = spawnWorkerProcess({ taskQueue: queue });
+      await worker.ready;
+      const result = await handle.result();
+      expect(await finalState(store, result.checkpoint!)).toBe(await finalState(store, reference.checkpoint!));
+      expect((await rows(store, `runs/${runName}/rl`)).map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+      expect(result.evals.map((e) => e.accuracy)).toEqual(reference.evals.map((e) => e.accuracy));
+    } finally {
+      await worker.kill();
+      await close();
+    }
+  });
+
+  it('finishes on the same trajectory after the trainer is killed mid-run, re-applying lost steps from their stored batches', { timeout: 240_000 }, async () => {
+    const { client, close } = await connectClient();
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const reference = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-tref-${randomUUID().slice(0, 8)}`, args: [input(`rl-tref-${randomUUID().slice(0, 8)}`, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
+        const runName = `rl-tcrash-${randomUUID().slice(0, 8)}`;
+        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
+        const mine = () => events().filter((e) => e.event === 'step' && e.applied && e.session?.includes(runName));
+        await until(() => mine().length >= 6, 'six applied steps');
+        const killedPid = mine()[0]!.pid;
+        await trainer.kill();
+        await new Promise((r) => setTimeout(r, 1000));
+        trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
+        await trainer.ready;
+        const result = await handle.result();
+        expect(await finalState(store, result.checkpoint!)).toBe(await finalState(store, reference.checkpoint!));
+        expect((await rows(store, `runs/${runName}/rl`)).map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+        // The new trainer re-applied only steps after the last checkpoint before the kill (every 4 steps).
+        const after = mine().filter((e) => e.pid !== killedPid).map((e) => e.step!);
+        expect(Math.min(...after) % 4).toBe(0);
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('refuses bad input naming the field, and a checkpoint of a run with other settings naming what differs', { timeout: 120_000 }, async () => {
+    const { client, close } = await connectClient();
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const noPrm = input('bad', { reward: { formulation: 'process-outcome' } });
+        const bad = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-bad-${randomUUID().slice(0, 8)}`, args: [noPrm] }).catch((e: unknown) => e);
+        expect(bad).toBeInstanceOf(WorkflowFailedError);
+        expect(String((bad as WorkflowFailedError).cause?.message)).toContain('reward.prm');
+
+        const first = `rl-a-${randomUUID().slice(0, 8)}`;
+        const done = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/${first}`, args: [input(first, { totalSteps: 4, evaluation: { sets: [] } })] });
+        const other = await client.workflow.execute(rlTrain, {
+          taskQueue,
+          workflowId: `test/rl-b-${randomUUID().slice(0, 8)}`,
+          args: [input(`rl-b-${randomUUID().slice(0, 8)}`, { totalSteps: 8, evaluation: { sets: [] }, grpo: { batchSize: 4, groupSize: 4, klCoefficient: 0.5 }, resumeFrom: done.checkpoint! })],
+        }).catch((e: unknown) => e);
+        const message = String(((other as WorkflowFailedError).cause?.cause as Error | undefined)?.message);
+        expect(message).toContain('does not match this run: config');
+        // The same settings resume where the first run stopped.
+        const resumed = await client.workflow.execute(rlTrain, {
+          taskQueue,
+          workflowId: `test/rl-c-${randomUUID().slice(0, 8)}`,
+          args: [input(first, { totalSteps: 4, evaluation: { sets: [] }, resumeFrom: done.checkpoint!, outputPrefix: `runs/${first}/rl` })],
+        });
+        expect(resumed.steps).toBe(4);
+      });
+    } finally {
+      await close();
+    }
+  });
+});
