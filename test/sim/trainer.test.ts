@@ -9,14 +9,17 @@ import { TrainerClient, TrainerError } from '../../src/backends/trainer.js';
 import { generateProblems } from '../../src/domain/arith.js';
 import type { ChatMessage } from '../../src/domain/chat.js';
 import { parsePolicyResponse, parseRewardModelOutput, renderPrmLabels } from '../../src/domain/formats.js';
+import { formatGate, groupAdvantages } from '../../src/domain/rewards.js';
 import { buildGeneratorMessages, buildPrmMessages } from '../../src/domain/prompts.js';
 import type { ObjectRef } from '../../src/domain/refs.js';
-import type { SessionConfig } from '../../src/domain/trainer-protocol.js';
+import type { GrpoExample, Loss, SessionConfig } from '../../src/domain/trainer-protocol.js';
 import { objectStoreAdapterReader } from '../../src/sim/models.js';
+import { DEFAULT_SIM_MODELS } from '../../src/sim/params.js';
 import type { SimServer } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
 import type { TrainerServer } from '../../src/sim/trainer/server.js';
 import { startTrainerServer } from '../../src/sim/trainer/server.js';
+import { policyVector } from '../../src/sim/trainer/policy-fit.js';
 import { readLog } from './httpHelpers.js';
 import { ask } from './worldHelpers.js';
 import { makeStore } from '../support/harness.js';
@@ -27,6 +30,8 @@ let trainer: TrainerServer;
 let sim: SimServer;
 let client: TrainerClient;
 const batches: ObjectRef[] = [];
+const grpoBatches: ObjectRef[] = [];
+const grpo: Loss = { kind: 'grpo', klCoefficient: 0.001, entropyCoefficient: 0 };
 
 const config: Omit<SessionConfig, 'resumeFrom'> = {
   baseModel: 'sim-policy',
@@ -47,11 +52,33 @@ function truthExamples(count: number, seed: number): string {
   }).join('\n') + '\n';
 }
 
+/** 1 when the response passes SPARK's format gate with the right answer. */
+function solved(completion: string, answer: number): number {
+  const gate = formatGate(completion);
+  return gate.ok && Number(gate.answer) === answer ? 1 : 0;
+}
+
+/**
+ * A GRPO batch as the control plane writes it: 8 prompts × 8 rollouts of the base policy at
+ * temperature 1, verifiable rewards, group z-score advantages; and one line the world cannot read.
+ */
+function grpoExamples(seed: number): string {
+  const lines = generateProblems({ seed: `trainer-grpo-${seed}`, count: 8 }).flatMap((p) => {
+    const prompt = buildGeneratorMessages(p.question);
+    const group = Array.from({ length: 8 }, (_, k) => ask('sim-policy', prompt, { temperature: 1, seed, choiceIndex: k }));
+    const advantages = groupAdvantages(group.map((c) => solved(c, p.answer)));
+    return group.map((completion, k): GrpoExample => ({ prompt, completion, advantage: advantages[k]! }));
+  });
+  const foreign: GrpoExample = { prompt: buildGeneratorMessages('How many clips did Natalia sell in April and May?'), completion: '<step>48 + 24 = 72</step>\n<answer>\\boxed{72}</answer>', advantage: 1 };
+  return [...lines, foreign].map((l) => JSON.stringify(l)).join('\n') + '\n';
+}
+
 beforeAll(async () => {
   trainer = await startTrainerServer({ store });
   sim = await startSimServer({ seed: 3, readAdapter: objectStoreAdapterReader(() => store) });
   client = new TrainerClient(trainer.url);
   for (let i = 0; i < 6; i++) batches.push(await store.put(`${prefix}/batches/step-${i}.jsonl`, truthExamples(24, i)));
+  for (let i = 0; i < 6; i++) grpoBatches.push(await store.put(`${prefix}/grpo-batches/step-${i}.jsonl`, grpoExamples(i)));
 });
 afterAll(async () => {
   await trainer.close();
@@ -185,5 +212,103 @@ describe('publish', () => {
     expect((await readLog(sim)).entries.some((e) => e.model === name)).toBe(true);
     const down = await failure(client.publish(id, { inferenceBaseURL: 'http://127.0.0.1:9/v1', modelName: name }));
     expect(down).toMatchObject({ code: 'publish-failed', retryable: true });
+  });
+});
+
+describe('GRPO steps', () => {
+  interface SavedState { theta: number[]; policy: number[]; log: unknown[] }
+  const base = policyVector(DEFAULT_SIM_MODELS['sim-policy']!.policy);
+
+  it('apply once per number, report the policy-gradient metrics, and leave the reward model alone', async () => {
+    const id = sessionId();
+    await client.createSession({ sessionId: id, ...config });
+    const first = await client.trainStep(id, { step: 0, batch: grpoBatches[0]!, loss: grpo });
+    expect(first).toMatchObject({ step: 0, applied: true, metrics: { examples: 64, skipped: 1, clipFraction: 0 } });
+    // Still the base model: nothing to diverge from yet.
+    expect(first.metrics.kl).toBe(0);
+    expect(first.metrics.entropy).toBeGreaterThan(0);
+    expect(first.metrics.meanAdvantage).toBeCloseTo(0, 6);
+    expect(first.metrics.gradNorm).toBeGreaterThan(0);
+    expect(await client.trainStep(id, { step: 0, batch: grpoBatches[0]!, loss: grpo })).toEqual({ ...first, applied: false });
+    expect(await failure(client.trainStep(id, { step: 0, batch: grpoBatches[1]!, loss: grpo }))).toMatchObject({ code: 'conflict' });
+    const second = await client.trainStep(id, { step: 1, batch: grpoBatches[1]!, loss: { ...grpo, klEstimator: 'k2' } });
+    expect(second.metrics.kl).toBeGreaterThan(0);
+    // An SFT batch is not a GRPO batch.
+    expect(await failure(client.trainStep(id, { step: 2, batch: batches[0]!, loss: grpo }))).toMatchObject({ code: 'invalid-request' });
+    await client.trainStep(id, { step: 2, batch: batches[0]!, loss: { kind: 'sft' } });
+    const saved = await client.saveCheckpoint(id, { uri: ckpt(`${id}-mixed`) });
+    const state = await store.getJson<SavedState>(`${saved.uri}/state.json`);
+    expect(state.policy).not.toEqual(base);
+    expect(state.log).toHaveLength(3);
+  });
+
+  it('checkpoint the policy and resume bit for bit', async () => {
+    const straight = sessionId();
+    await client.createSession({ sessionId: straight, ...config });
+    for (let step = 0; step < 4; step++) await client.trainStep(straight, { step, batch: grpoBatches[step]!, loss: grpo });
+    const whole = await client.saveCheckpoint(straight, { uri: ckpt(`${straight}-4`) });
+
+    const a = sessionId();
+    await client.createSession({ sessionId: a, ...config });
+    for (let step = 0; step < 2; step++) await client.trainStep(a, { step, batch: grpoBatches[step]!, loss: grpo });
+    const half = await client.saveCheckpoint(a, { uri: ckpt(`${a}-2`) });
+    const b = sessionId();
+    await client.createSession({ sessionId: b, ...config, resumeFrom: half.uri });
+    for (let step = 2; step < 4; step++) await client.trainStep(b, { step, batch: grpoBatches[step]!, loss: grpo });
+    const end = await client.saveCheckpoint(b, { uri: ckpt(`${b}-4`) });
+    expect(await store.getText(`${end.uri}/state.json`)).toBe(await store.getText(`${whole.uri}/state.json`));
+    expect(await store.getText(`${end.uri}/adapter.json`)).toBe(await store.getText(`${whole.uri}/adapter.json`));
+    const state = await store.getJson<SavedState>(`${whole.uri}/state.json`);
+    // Rewarded for right answers, the policy slips less on every operation.
+    for (let i = 0; i < 4; i++) expect(state.policy[i]).toBeLessThan(base[i]!);
+    const adapter = await store.getJson<{ policy: { errorLogits: Record<string, number> } }>(`${whole.uri}/adapter.json`);
+    expect(adapter.policy.errorLogits.add).toBe(state.policy[0]);
+  });
+
+  it('resume checkpoints saved before GRPO existed, from the base model’s policy', async () => {
+    const id = sessionId();
+    await client.createSession({ sessionId: id, ...config });
+    await client.trainStep(id, { step: 0, batch: batches[0]!, loss: { kind: 'sft' } });
+    const saved = await client.saveCheckpoint(id, { uri: ckpt(`${id}-1`) });
+    // The same checkpoint as an SFT-only trainer wrote it: no policy in state.json or adapter.json.
+    const { policy: _p, policyOptimizer: _o, ...older } = await store.getJson<Record<string, unknown>>(`${saved.uri}/state.json`);
+    const { policy: _a, ...olderAdapter } = await store.getJson<Record<string, unknown>>(`${saved.uri}/adapter.json`);
+    const oldUri = ckpt(`${id}-1-old`);
+    const objects = [];
+    for (const [name, body] of [['state.json', older], ['adapter.json', olderAdapter]] as const) {
+      const ref = await store.put(`${prefix}/checkpoints/${id}-1-old/${name}`, JSON.stringify(body));
+      objects.push({ name, sha256: ref.sha256, bytes: ref.bytes });
+    }
+    const marker = await store.getJson<Record<string, unknown>>(saved.markerUri);
+    await store.put(`${prefix}/checkpoints/${id}-1-old/COMMITTED`, JSON.stringify({ ...marker, objects }));
+    const resumed = sessionId();
+    await client.createSession({ sessionId: resumed, ...config, resumeFrom: oldUri });
+    expect((await client.trainStep(resumed, { step: 1, batch: grpoBatches[0]!, loss: grpo })).metrics.kl).toBe(0);
+    const state = await store.getJson<SavedState>(`${(await client.saveCheckpoint(resumed, { uri: ckpt(`${resumed}-2`) })).uri}/state.json`);
+    expect(state.theta).toEqual(older.theta);
+    expect(state.policy).not.toEqual(base);
+  });
+
+  it('publish a policy the model server serves: it solves more problems than its base', async () => {
+    const id = sessionId();
+    await client.createSession({ sessionId: id, ...config });
+    // A large learning rate, so six steps of rollouts from the base model make a clear difference.
+    for (let step = 0; step < 6; step++) await client.trainStep(id, { step, batch: grpoBatches[step]!, loss: grpo, learningRate: 5e-5 });
+    await client.saveCheckpoint(id, { uri: ckpt(`${id}-6`) });
+    const name = `policy-${id}`;
+    await client.publish(id, { inferenceBaseURL: sim.url, modelName: name });
+    const openai = new OpenAI({ baseURL: sim.url, apiKey: 'sim', maxRetries: 0 });
+    const problems = generateProblems({ seed: 'trainer-grpo-eval', count: 10 });
+    const solveRate = async (model: string) => {
+      let right = 0;
+      for (const p of problems) {
+        const reply = await openai.chat.completions.create({ model, messages: buildGeneratorMessages(p.question), temperature: 1, n: 20, seed: 1 });
+        right += reply.choices.reduce((n, c) => n + solved(c.message.content ?? '', p.answer), 0);
+      }
+      return right / (problems.length * 20);
+    };
+    const trained = await solveRate(name);
+    const untrained = await solveRate('sim-policy');
+    expect(trained).toBeGreaterThan(untrained + 0.15);
   });
 });

@@ -11,7 +11,8 @@
  * detection down, labels that flag right steps push false alarms up — noisy labels, worse PRM.
  *
  * The per-step conspicuity the world adds is not observed here, so the fit is of the marginal
- * rates. Pure: no I/O.
+ * rates. The optimiser at the end serves any parameter vector (the policy's too, ./policy-fit.ts).
+ * Pure: no I/O.
  */
 import type { ChatMessage } from '../../domain/chat.js';
 import type { RewardModelStyle } from '../../domain/formats.js';
@@ -162,14 +163,29 @@ export function batchGradient(v: JudgeVector, observations: readonly Observation
   return { loss: loss / k, grad: total.map((g) => g / k) as JudgeVector };
 }
 
-/** Adam's moments and how many updates were made. */
-export interface OptimizerState {
-  m: JudgeVector;
-  v: JudgeVector;
+/** Adam's moments and how many updates were made, for a parameter vector of any length. */
+export interface OptimizerState<V extends number[] = JudgeVector> {
+  m: V;
+  v: V;
   t: number;
 }
 
 export const ZERO_OPTIMIZER_STATE: OptimizerState = { m: [0, 0, 0, 0], v: [0, 0, 0, 0], t: 0 };
+
+/** A fresh optimiser state for a vector of `length` parameters. */
+export function zeroOptimizerState<V extends number[]>(length: number): OptimizerState<V> {
+  return { m: new Array<number>(length).fill(0) as V, v: new Array<number>(length).fill(0) as V, t: 0 };
+}
+
+/** How requested learning rates map onto a parameter vector, and the bounds its schemas allow. */
+export interface ParameterSpace {
+  learningRateScale: number;
+  /** [lowest, highest] per parameter. */
+  bounds: readonly (readonly [number, number])[];
+}
+
+/** The judge vector: the world's schemas bound log-odds to ±50 and the slope to [0, 100]; rates stay within ±20 log-odds. */
+export const JUDGE_SPACE: ParameterSpace = { learningRateScale: SIM_LEARNING_RATE_SCALE, bounds: [[-50, 50], [0, 100], [-20, 20], [-20, 20]] };
 
 /** The scheduled learning rate: linear warm-up over `warmupSteps` updates, then constant. */
 export function scheduledLearningRate(opt: Optimizer, updatesDone: number): number {
@@ -177,20 +193,22 @@ export function scheduledLearningRate(opt: Optimizer, updatesDone: number): numb
 }
 
 /**
- * One optimiser update. Weight decay pulls toward the base model's parameters (`anchor`): the
- * adapter is the difference, as with LoRA. AdamW decays decoupled; adam and sgd add it to the gradient.
+ * One optimiser update of any parameter vector (the judge's by default). Weight decay pulls
+ * toward the base model's parameters (`anchor`): the adapter is the difference, as with LoRA.
+ * AdamW decays decoupled; adam and sgd add it to the gradient.
  */
-export function optimizerStep(
-  theta: JudgeVector,
-  anchor: JudgeVector,
-  grad: JudgeVector,
-  state: OptimizerState,
+export function optimizerStep<V extends number[] = JudgeVector>(
+  theta: V,
+  anchor: V,
+  grad: V,
+  state: OptimizerState<V>,
   opt: Optimizer,
   learningRate: number,
-): { theta: JudgeVector; state: OptimizerState; gradNorm: number } {
+  space: ParameterSpace = JUDGE_SPACE,
+): { theta: V; state: OptimizerState<V>; gradNorm: number } {
   const gradNorm = Math.hypot(...grad);
   const clip = opt.maxGradNorm !== undefined && gradNorm > opt.maxGradNorm ? opt.maxGradNorm / gradNorm : 1;
-  const lr = learningRate * SIM_LEARNING_RATE_SCALE;
+  const lr = learningRate * space.learningRateScale;
   const coupledDecay = opt.name === 'adamw' ? 0 : opt.weightDecay;
   const g = grad.map((x, i) => x * clip + coupledDecay * (theta[i]! - anchor[i]!));
   const t = state.t + 1;
@@ -201,8 +219,8 @@ export function optimizerStep(
     next = theta.map((x, i) => x - lr * g[i]!);
   } else {
     const [b1, b2] = opt.betas;
-    m = state.m.map((x, i) => b1 * x + (1 - b1) * g[i]!) as JudgeVector;
-    v = state.v.map((x, i) => b2 * x + (1 - b2) * g[i]! * g[i]!) as JudgeVector;
+    m = state.m.map((x, i) => b1 * x + (1 - b1) * g[i]!) as V;
+    v = state.v.map((x, i) => b2 * x + (1 - b2) * g[i]! * g[i]!) as V;
     next = theta.map((x, i) => {
       const mHat = m[i]! / (1 - b1 ** t);
       const vHat = v[i]! / (1 - b2 ** t);
@@ -210,8 +228,9 @@ export function optimizerStep(
       return x - lr * (mHat / (Math.sqrt(vHat) + 1e-8) + decoupled);
     });
   }
-  // The world's schemas bound log-odds to ±50 and the slope to [0, 100].
-  const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
-  const bounded: JudgeVector = [clamp(next[0]!, -50, 50), clamp(next[1]!, 0, 100), clamp(next[2]!, -20, 20), clamp(next[3]!, -20, 20)];
+  const bounded = next.map((x, i) => {
+    const [lo, hi] = space.bounds[i] ?? [-Infinity, Infinity];
+    return Math.min(hi, Math.max(lo, x));
+  }) as V;
   return { theta: bounded, state: { m, v, t }, gradNorm };
 }

@@ -3,10 +3,13 @@
  * sandbox models. Sessions live in memory, as on a GPU box: a killed trainer forgets them, and
  * the control plane recreates them from the last committed checkpoint in S3.
  *
- * SFT fits the reward model's judgement parameters to the labels (./prm-fit.ts); checkpoints are
- * `state.json` (parameters, optimiser moments, the applied-step log) and `adapter.json` (the LoRA
- * document the sandbox model server loads), then the COMMITTED marker; publish calls the model
- * server's `/v1/load_lora_adapter` with the checkpoint URI, as with vLLM.
+ * SFT fits the reward model's judgement parameters to the labels (./prm-fit.ts); GRPO is a policy
+ * gradient on the policy's decision logits with the advantages in the batch (./policy-fit.ts). Each
+ * parameter set has its own optimiser state, so one session may take both kinds of step.
+ * Checkpoints are `state.json` (parameters, optimiser moments, the applied-step log) and
+ * `adapter.json` (the LoRA document the sandbox model server loads: `prm` and `policy`
+ * overrides), then the COMMITTED marker; publish calls the model server's
+ * `/v1/load_lora_adapter` with the checkpoint URI, as with vLLM.
  */
 import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -16,18 +19,20 @@ import type { ObjectStore } from '../../backends/s3-store.js';
 import { sha256Hex } from '../../backends/s3-store.js';
 import type { RewardModelStyle } from '../../domain/formats.js';
 import type {
-  CheckpointInfo, CheckpointMarker, SessionConfig, SessionState, TrainerErrorBody, TrainerErrorCode, TrainStepResponse,
+  CheckpointInfo, CheckpointMarker, Loss, SessionConfig, SessionState, TrainerErrorBody, TrainerErrorCode, TrainStepRequest, TrainStepResponse,
 } from '../../domain/trainer-protocol.js';
 import {
-  CHECKPOINT_MARKER_NAME, CheckpointMarkerSchema, CreateSessionRequestSchema, parseProtocolMessage, PublishRequestSchema,
+  CHECKPOINT_MARKER_NAME, CheckpointMarkerSchema, CreateSessionRequestSchema, GrpoExampleSchema, parseProtocolMessage, PublishRequestSchema,
   SaveCheckpointRequestSchema, SftExampleSchema, TRAINER_ERRORS, TRAINER_PROTOCOL_VERSION, TrainStepRequestSchema,
 } from '../../domain/trainer-protocol.js';
 import { listen, readBody } from '../http.js';
-import type { AdapterDocument } from '../params.js';
+import type { AdapterDocument, SimModelParams } from '../params.js';
 import { DEFAULT_SIM_MODELS } from '../params.js';
+import type { PolicyObservation, PolicyVector } from './policy-fit.js';
+import { grpoLoss, observePolicy, POLICY_SPACE, POLICY_VECTOR_NAMES, policyOverridesOf, policyVector } from './policy-fit.js';
 import type { JudgeVector, Observation, OptimizerState } from './prm-fit.js';
 import {
-  batchGradient, judgeParamsOf, judgeVector, observe, optimizerStep, scheduledLearningRate, ZERO_OPTIMIZER_STATE,
+  batchGradient, judgeParamsOf, judgeVector, observe, optimizerStep, scheduledLearningRate, ZERO_OPTIMIZER_STATE, zeroOptimizerState,
 } from './prm-fit.js';
 
 /** A protocol error: its code decides the HTTP status. */
@@ -48,9 +53,13 @@ interface AppliedStep {
 interface TrainerState {
   kind: 'spark.sim-trainer-state';
   baseModel: string;
+  /** The reward model's judgement (SFT). */
   theta: JudgeVector;
   style: RewardModelStyle;
   optimizer: OptimizerState;
+  /** The policy's decision logits (GRPO), with their own optimiser state. */
+  policy: PolicyVector;
+  policyOptimizer: OptimizerState<PolicyVector>;
   log: AppliedStep[];
 }
 
@@ -59,8 +68,8 @@ interface Session {
   config: SessionConfig;
   status: SessionState['status'];
   state: TrainerState;
-  /** The base model's parameters: where training starts and weight decay pulls. */
-  anchor: JudgeVector;
+  /** The base model's parameters: where training starts, where weight decay pulls, and GRPO's KL reference. */
+  anchors: { prm: JudgeVector; policy: PolicyVector };
   lastCheckpoint: CheckpointInfo | null;
   /** Operations on one session run one at a time, in arrival order. */
   queue: Promise<unknown>;
@@ -100,6 +109,13 @@ function parseRequest<S extends z.ZodType>(schema: S, body: unknown): z.infer<S>
   return parsed.data;
 }
 
+/** One batch line as its schema, or the protocol's error naming the line. */
+function parseExample<S extends z.ZodType>(schema: S, value: unknown, line: number): z.infer<S> {
+  const example = schema.safeParse(value);
+  if (!example.success) throw new TrainerProtocolError('invalid-request', `batch line ${line}: ${example.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+  return example.data;
+}
+
 /** JSON with sorted keys, so equal configs compare equal whatever order their fields came in. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
@@ -127,9 +143,34 @@ function stateOf(session: Session): SessionState {
   };
 }
 
-/** The adapter document a checkpoint carries: the fitted PRM over the base model. */
+/** The adapter document a checkpoint carries: the fitted PRM and policy over the base model. */
 function adapterDocument(state: TrainerState): AdapterDocument {
-  return { base: state.baseModel, prm: { ...judgeParamsOf(state.theta), style: state.style } };
+  return { base: state.baseModel, prm: { ...judgeParamsOf(state.theta), style: state.style }, policy: policyOverridesOf(state.policy) };
+}
+
+/** The state of a session that has taken no step yet. */
+function initialState(baseModel: string, base: SimModelParams): TrainerState {
+  return {
+    kind: 'spark.sim-trainer-state',
+    baseModel,
+    theta: judgeVector(base.prm),
+    style: base.prm.style,
+    optimizer: ZERO_OPTIMIZER_STATE,
+    policy: policyVector(base.policy),
+    policyOptimizer: zeroOptimizerState<PolicyVector>(POLICY_VECTOR_NAMES.length),
+    log: [],
+  };
+}
+
+/** A checkpoint's state; those saved before GRPO existed hold no policy, which is then the base model's, untrained. */
+function restoredState(saved: Partial<TrainerState>, base: SimModelParams): TrainerState {
+  const fresh = initialState(saved.baseModel ?? '', base);
+  return { ...fresh, ...saved };
+}
+
+/** The GRPO settings the sandbox applies; `clipRatio` is not among them because the PPO clip never binds on-policy. */
+function grpoSettings(loss: Extract<Loss, { kind: 'grpo' }>) {
+  return { klCoefficient: loss.klCoefficient, entropyCoefficient: loss.entropyCoefficient, klEstimator: loss.klEstimator ?? 'low-var-kl' } as const;
 }
 
 export async function startTrainerServer(options: TrainerServerOptions): Promise<TrainerServer> {
@@ -150,7 +191,7 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
   };
 
   /** Reads and verifies a committed checkpoint. */
-  async function loadCheckpoint(uri: string, field: string): Promise<{ marker: CheckpointMarker; state: TrainerState }> {
+  async function loadCheckpoint(uri: string, field: string): Promise<{ marker: CheckpointMarker; state: Partial<TrainerState> }> {
     const markerUri = `${uri}/${CHECKPOINT_MARKER_NAME}`;
     const raw = await store.getJsonIfExists(keyOf(markerUri, field));
     if (raw === null) throw new TrainerProtocolError('checkpoint-not-found', `${field}: no checkpoint at ${uri} (${markerUri} does not exist; a checkpoint without its marker was never committed)`);
@@ -166,7 +207,7 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     }
     const stateBytes = objects.get('state.json');
     if (!stateBytes) throw new TrainerProtocolError('checkpoint-mismatch', `${uri} has no state.json: not a sandbox trainer checkpoint`);
-    return { marker: marker.data, state: JSON.parse(Buffer.from(stateBytes).toString('utf8')) as TrainerState };
+    return { marker: marker.data, state: JSON.parse(Buffer.from(stateBytes).toString('utf8')) as Partial<TrainerState> };
   }
 
   async function createSession(body: unknown): Promise<{ status: number; body: unknown }> {
@@ -180,7 +221,7 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
       return { status: 200, body: { protocolVersion: TRAINER_PROTOCOL_VERSION, created: false, session: stateOf(existing) } };
     }
     const base = baseParams(config.baseModel);
-    let state: TrainerState = { kind: 'spark.sim-trainer-state', baseModel: config.baseModel, theta: judgeVector(base.prm), style: base.prm.style, optimizer: ZERO_OPTIMIZER_STATE, log: [] };
+    let state = initialState(config.baseModel, base);
     let lastCheckpoint: CheckpointInfo | null = null;
     if (config.resumeFrom) {
       const loaded = await loadCheckpoint(config.resumeFrom, 'resumeFrom');
@@ -190,11 +231,11 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
       if (differing.length > 0) {
         throw new TrainerProtocolError('checkpoint-mismatch', `resumeFrom: ${config.resumeFrom} was saved with other settings: ${differing.map((k) => `${k} ${canonical(saved[k])} (request: ${canonical(config[k])})`).join('; ')}`, { fields: differing });
       }
-      state = loaded.state;
+      state = restoredState(loaded.state, base);
       lastCheckpoint = { uri: config.resumeFrom, step: loaded.marker.step, markerUri: `${config.resumeFrom}/${CHECKPOINT_MARKER_NAME}` };
     }
     const id = requestedId ?? `session-${process.pid}-${++generated}`;
-    const session: Session = { id, config, status: 'ready', state, anchor: judgeVector(base.prm), lastCheckpoint, queue: Promise.resolve() };
+    const session: Session = { id, config, status: 'ready', state, anchors: { prm: judgeVector(base.prm), policy: policyVector(base.policy) }, lastCheckpoint, queue: Promise.resolve() };
     sessions.set(id, session);
     event({ event: 'session', session: id, resumeFrom: config.resumeFrom ?? null, lastAppliedStep: state.log.at(-1)?.step ?? null });
     return { status: 201, body: { protocolVersion: TRAINER_PROTOCOL_VERSION, created: true, session: stateOf(session) } };
@@ -214,29 +255,42 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     if (req.step !== next) {
       throw new TrainerProtocolError('step-out-of-order', `step ${req.step} cannot be applied: the next step of session '${session.id}' is ${next}`, { expectedStep: next, receivedStep: req.step });
     }
-    if (req.loss.kind !== 'sft') {
-      throw new TrainerProtocolError('invalid-request', `loss.kind: the sandbox trainer trains reward models with "sft"; "${req.loss.kind}" is not supported yet`);
-    }
+    const lines = await readBatch(req);
+    if (options.stepLatencyMs) await new Promise((r) => setTimeout(r, options.stepLatencyMs));
+    const { metrics, state } = req.loss.kind === 'sft' ? sftStep(session, req, lines) : grpoStep(session, req, req.loss, lines);
+    session.state = { ...state, log: [...state.log, { step: req.step, batchSha256: req.batch.sha256, metrics }] };
+    event({ event: 'step', session: session.id, step: req.step, applied: true, loss: metrics.loss });
+    return { protocolVersion: TRAINER_PROTOCOL_VERSION, step: req.step, applied: true, metrics };
+  }
+
+  /** The batch's JSON lines, after checking it is the object the request names. */
+  async function readBatch(req: TrainStepRequest): Promise<{ line: number; value: unknown }[]> {
     const bytes = await store.getBytes(keyOf(req.batch.uri, 'batch.uri'));
     if (sha256Hex(bytes) !== req.batch.sha256 || bytes.length !== req.batch.bytes) {
       throw new TrainerProtocolError('invalid-request', `batch: ${req.batch.uri} has sha256 ${sha256Hex(bytes)} and ${bytes.length} bytes, not what the request says`);
     }
+    const lines: { line: number; value: unknown }[] = [];
+    for (const [i, text] of Buffer.from(bytes).toString('utf8').split('\n').entries()) {
+      if (text.trim() === '') continue;
+      try {
+        lines.push({ line: i + 1, value: JSON.parse(text) });
+      } catch {
+        throw new TrainerProtocolError('invalid-request', `batch line ${i + 1}: not valid JSON`);
+      }
+    }
+    return lines;
+  }
+
+  /** One SFT step on the reward model's judgement. */
+  function sftStep(session: Session, req: TrainStepRequest, lines: { line: number; value: unknown }[]) {
     const observations: Observation[] = [];
     const styles = new Map<RewardModelStyle, number>();
     let skipped = 0;
     let tokens = 0;
-    for (const [i, line] of Buffer.from(bytes).toString('utf8').split('\n').entries()) {
-      if (line.trim() === '') continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        throw new TrainerProtocolError('invalid-request', `batch line ${i + 1}: not valid JSON`);
-      }
-      const example = SftExampleSchema.safeParse(value);
-      if (!example.success) throw new TrainerProtocolError('invalid-request', `batch line ${i + 1}: ${example.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
-      tokens += Math.ceil(example.data.completion.length / 4);
-      const seen = observe(example.data.prompt, example.data.completion);
+    for (const { line, value } of lines) {
+      const example = parseExample(SftExampleSchema, value, line);
+      tokens += Math.ceil(example.completion.length / 4);
+      const seen = observe(example.prompt, example.completion);
       if ('reason' in seen) {
         skipped++;
         continue;
@@ -246,17 +300,52 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     }
     if (observations.length === 0) throw new TrainerProtocolError('invalid-request', `batch: none of its ${skipped} examples is a reward-model prompt with a parseable answer`);
 
-    if (options.stepLatencyMs) await new Promise((r) => setTimeout(r, options.stepLatencyMs));
     const state = session.state;
     const learningRate = req.learningRate ?? scheduledLearningRate(session.config.optimizer, state.optimizer.t);
     const { loss, grad } = batchGradient(state.theta, observations);
-    const update = optimizerStep(state.theta, session.anchor, grad, state.optimizer, session.config.optimizer, learningRate);
+    const update = optimizerStep(state.theta, session.anchors.prm, grad, state.optimizer, session.config.optimizer, learningRate);
     // The model answers in the style it was trained on most.
     const style = [...styles.entries()].sort((a, b) => b[1] - a[1])[0]![0];
     const metrics = { loss, examples: observations.length, skipped, tokens, learningRate, gradNorm: update.gradNorm };
-    session.state = { ...state, theta: update.theta, optimizer: update.state, style, log: [...state.log, { step: req.step, batchSha256: req.batch.sha256, metrics }] };
-    event({ event: 'step', session: session.id, step: req.step, applied: true, loss });
-    return { protocolVersion: TRAINER_PROTOCOL_VERSION, step: req.step, applied: true, metrics };
+    return { metrics, state: { ...state, theta: update.theta, optimizer: update.state, style } };
+  }
+
+  /** One GRPO step on the policy's decision logits, with the base model as the KL reference. */
+  function grpoStep(session: Session, req: TrainStepRequest, loss: Extract<Loss, { kind: 'grpo' }>, lines: { line: number; value: unknown }[]) {
+    const observations: PolicyObservation[] = [];
+    let skipped = 0;
+    let tokens = 0;
+    for (const { line, value } of lines) {
+      const example = parseExample(GrpoExampleSchema, value, line);
+      tokens += Math.ceil(example.completion.length / 4);
+      const seen = observePolicy(example);
+      if ('reason' in seen) {
+        skipped++;
+        continue;
+      }
+      observations.push(seen.observation);
+    }
+    if (observations.length === 0) throw new TrainerProtocolError('invalid-request', `batch: none of its ${skipped} examples is a sandbox policy response to an arithmetic question`);
+
+    const state = session.state;
+    const learningRate = req.learningRate ?? scheduledLearningRate(session.config.optimizer, state.policyOptimizer.t);
+    const result = grpoLoss(state.policy, session.anchors.policy, observations, grpoSettings(loss));
+    const update = optimizerStep(state.policy, session.anchors.policy, result.grad, state.policyOptimizer, session.config.optimizer, learningRate, POLICY_SPACE);
+    const metrics = {
+      loss: result.loss,
+      examples: observations.length,
+      skipped,
+      tokens,
+      learningRate,
+      gradNorm: update.gradNorm,
+      kl: result.kl,
+      entropy: result.entropy,
+      // One update on freshly sampled rollouts: the PPO ratio is exactly 1, so nothing is clipped.
+      clipFraction: 0,
+      meanAdvantage: result.meanAdvantage,
+      decisions: result.decisions,
+    };
+    return { metrics, state: { ...state, policy: update.theta, policyOptimizer: update.state } };
   }
 
   async function saveCheckpoint(session: Session, body: unknown) {

@@ -5,6 +5,12 @@
  * propagates, because later steps compute correctly from the stated value. Behaviour
  * parameters (merge, split, append after the answer, break the format) are the reward hacks
  * RL can discover.
+ *
+ * Every trainable behaviour is a Bernoulli decision on a logit parameter, drawn in this order:
+ * per operation an error, per operation after the first a merge into the previous step, per
+ * step a run of filler steps (a geometric number), per response a format violation and, if the
+ * format is kept, an appendix. The sandbox trainer reads these decisions back from the text
+ * (src/sim/trainer/policy-fit.ts); keep the two in step.
  */
 import type { ArithChain, ArithOp } from '../../domain/arith.js';
 import {
@@ -68,6 +74,9 @@ function fillerText(value: number, sampler: Sampler): string {
   ]);
 }
 
+/** The most filler steps after one step: k fillers are k split decisions that succeeded, then one that failed (none after the last). */
+export const MAX_FILLERS_PER_STEP = 6;
+
 /** Groups operations into steps (merging) and adds filler steps (splitting). */
 function layOutSteps(worked: readonly WorkedOp[], params: PolicyParams, sampler: Sampler): string[] {
   const groups: WorkedOp[][] = [];
@@ -80,7 +89,12 @@ function layOutSteps(worked: readonly WorkedOp[], params: PolicyParams, sampler:
   for (const group of groups) {
     steps.push(stepText(group, sampler));
     const last = group.at(-1);
-    if (last && sampler.chanceLogit(params.splitStepsLogit)) steps.push(fillerText(last.stated, sampler));
+    if (!last) continue;
+    // Geometric: after each filler the split decision is drawn again, so inflation can run long
+    // enough for the step-count guard to matter; no filler, no further draw.
+    for (let fillers = 0; fillers < MAX_FILLERS_PER_STEP && sampler.chanceLogit(params.splitStepsLogit); fillers++) {
+      steps.push(fillerText(last.stated, sampler));
+    }
   }
   return steps;
 }
