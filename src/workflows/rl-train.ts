@@ -100,7 +100,8 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
   const info = workflowInfo();
   // What decides the trajectory: a checkpoint resumes only under the same hash. Run length,
   // checkpoint cadence and evaluations do not change it, so a run can be extended or re-scheduled.
-  const configHash = hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null, resumeFrom: null, totalSteps: null, checkpointEvery: null, evaluation: null }));
+  const { runName: _name, outputPrefix: _prefix, resumeFrom: _resume, totalSteps: _total, checkpointEvery: _every, evaluation: _evaluation, ...decisive } = config;
+  const configHash = hashParts(JSON.stringify(decisive));
   upsertSearchAttributes([
     { key: SparkRun, value: config.runName },
     { key: SparkStage, value: 'rl-train' },
