@@ -4,6 +4,7 @@
  * the audit log. Every output is keyed by step, so a retry rewrites the same object and the
  * metrics have exactly one row per step.
  */
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
@@ -153,6 +154,8 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
       return mapFailures(async () => {
         const { config, step } = input;
         const signal = Context.current().cancellationSignal;
+        // Every concurrent request listens to the activity's cancellation.
+        setMaxListeners(0, signal);
         const prompts = await readLines<{ id: string; question: string; reference?: string }>(store, input.prepared.prompts);
         const batch = batchIndices(prompts.length, config.grpo.batchSize, config.seed, step).map((i) => prompts[i]!);
         const policy = inference(config.policy.endpoint, { maxInFlight: config.policy.maxInFlight });
@@ -303,6 +306,7 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
     async evaluatePolicy(input: { config: RlTrainConfig; outputPrefix: string; set: { name: string; ref: ObjectRef }; servedModel: string; step: number }) {
       return mapFailures(async () => {
         const signal = Context.current().cancellationSignal;
+        setMaxListeners(0, signal);
         const rows = await readLines<{ id: string; question: string; reference?: string }>(store, input.set.ref);
         const client = inference(input.config.policy.endpoint, { maxInFlight: input.config.policy.maxInFlight });
         let correct = 0;
@@ -310,19 +314,22 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
         let callsMade = 0;
         let done = 0;
         await withHeartbeat(() => Promise.all(rows.map(async (row) => {
+          const { temperature, samples, maxTokens } = input.config.evaluation;
           const out = await sampleWithRetry(store, {
             client,
             model: input.servedModel,
             messages: buildGeneratorMessages(row.question),
-            sampling: { temperature: 0, maxTokens: input.config.evaluation.maxTokens },
-            indices: [0],
+            sampling: { temperature, maxTokens, ...(temperature > 0 ? { seed: input.config.seed } : {}) },
+            indices: Array.from({ length: samples }, (_, i) => i),
             signal,
           });
           callsMade += out.callsMade;
-          const gate = formatGate(out.samples[0]!.text);
           const reference = referenceAnswer(row.reference);
-          if (!gate.ok) gated++;
-          else if (reference !== null && answersEquivalent(gate.answer, reference)) correct++;
+          for (const sample of out.samples) {
+            const gate = formatGate(sample.text);
+            if (!gate.ok) gated += 1 / samples;
+            else if (reference !== null && answersEquivalent(gate.answer, reference)) correct += 1 / samples;
+          }
           done++;
         })), () => ({ evaluated: done }));
         const result = { set: input.set.name, step: input.step, servedModel: input.servedModel, rows: rows.length, accuracy: rows.length ? correct / rows.length : 0, gateRejections: gated, callsMade };

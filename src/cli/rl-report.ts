@@ -6,7 +6,7 @@
  *
  * Runs `rlTrain` once per configuration on the same prompts (sandbox problems with answers),
  * `sim-verifier` as the PRM (PRM-CoT, greedy), and prints per configuration a table every
- * `--every` steps: held-out accuracy (greedy), mean reward, mean steps per response and the share
+ * `--every` steps: held-out accuracy (4 samples at T=1), mean reward, mean steps per response and the share
  * of responses outside 4..20 steps over the window, plus a summary table. Runs whose results are
  * stored are read back, so re-running is cheap.
  */
@@ -73,7 +73,8 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
       trainer: { baseURL: stack.trainerURL },
       reward: { formulation: c.formulation, prm: { endpoint, model: 'sim-verifier', style: 'prm-cot' }, guards: { enabled: c.guards } },
       dataset: { uri: prompts.uri, fields },
-      evaluation: { sets: [{ name: 'held-out', uri: heldOut.uri, fields }], every: EVERY },
+      // The sandbox policy never slips when greedy, so accuracy is measured on samples at T=1.
+      evaluation: { sets: [{ name: 'held-out', uri: heldOut.uri, fields }], every: EVERY, temperature: 1, samples: 4 },
       grpo: { batchSize: BATCH, groupSize: GROUP },
       totalSteps: STEPS,
       checkpointEvery: EVERY,
@@ -93,7 +94,7 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
   }
 
   console.log(`Stage 3 on the sandbox: GRPO from sim-policy, PRM sim-verifier (PRM-CoT, greedy), ${BATCH} prompts × ${GROUP} rollouts per step, lr ${LR}, seed ${SEED}`);
-  console.log('Windows are the steps before each row; held-out accuracy is greedy, on 200 unseen problems.\n');
+  console.log('Windows are the steps before each row; held-out accuracy is the mean over 4 samples at T=1 on 200 unseen problems.\n');
   for (const [name, { result, metrics }] of results) {
     console.log(`### ${name}\n`);
     console.log('| step | held-out acc | train acc | mean reward | steps/response | outside 4..20 steps | gate rejections |');

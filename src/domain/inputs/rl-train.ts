@@ -66,9 +66,12 @@ export const RlTrainInputSchema = z
       .object({
         sets: z.array(DatasetSourceSchema.extend({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a name of letters, digits, ".", "_" or "-"') })).default([]),
         every: z.number().int().min(1).default(20),
+        /** Greedy by default; with temperature > 0, accuracy is the mean over `samples` samples per problem. */
+        temperature: z.number().min(0).max(2).default(0),
+        samples: z.number().int().min(1).max(64).default(1),
         maxTokens: z.number().int().positive().default(2048),
       })
-      .default({ sets: [], every: 20, maxTokens: 2048 }),
+      .default({ sets: [], every: 20, temperature: 0, samples: 1, maxTokens: 2048 }),
     grpo: z
       .object({
         /** Prompts per step (paper: 256). */
@@ -111,6 +114,9 @@ export const RlTrainInputSchema = z
     }
     if (v.evaluation.sets.length > 0 && v.evaluation.every % v.publishEvery !== 0) {
       ctx.addIssue({ code: 'custom', path: ['evaluation', 'every'], message: `must be a multiple of publishEvery (${v.publishEvery}): evaluations score the policy as served` });
+    }
+    if (v.evaluation.samples > 1 && v.evaluation.temperature === 0) {
+      ctx.addIssue({ code: 'custom', path: ['evaluation', 'samples'], message: 'more than one sample needs evaluation.temperature > 0 (greedy samples are all the same)' });
     }
     if (v.reward.guards.minSteps > v.reward.guards.maxSteps) ctx.addIssue({ code: 'custom', path: ['reward', 'guards', 'minSteps'], message: 'must be at most maxSteps' });
   });
