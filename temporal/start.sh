@@ -14,7 +14,17 @@ mkdir -p "$data/temporal" "$data/logs" "$data/run"
 [ -x "$bin" ] || bash "$here/install.sh"
 
 healthy() { "$bin" operator cluster health --address "127.0.0.1:$port" >/dev/null 2>&1; }
+# A server started by an older checkout may lack attributes added since: register what is missing.
+ensure_attributes() {
+  local have
+  have="$("$bin" operator search-attribute list --address "127.0.0.1:$port" 2>/dev/null || true)"
+  while read -r name type; do
+    case "$name" in ''|'#'*) continue;; esac
+    grep -qw "$name" <<<"$have" || "$bin" operator search-attribute create --address "127.0.0.1:$port" --name "$name" --type "$type" >/dev/null 2>&1 || true
+  done < "$here/search-attributes.txt"
+}
 if healthy; then
+  ensure_attributes
   echo "[temporal/start] already running on 127.0.0.1:$port (UI http://127.0.0.1:$ui_port)" >&2
   exit 0
 fi

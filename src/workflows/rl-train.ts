@@ -11,7 +11,7 @@ import type { RlMetricsRow } from '../domain/rl.js';
 import { rlLearningRate, stepName } from '../domain/rl.js';
 import { sessionIdFor } from '../domain/training.js';
 import { modelBatch, storeIo } from './activity-presets.js';
-import { SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus, SparkStep } from './search-attributes.js';
+import { SparkAccuracy, SparkConfigHash, SparkItemsDone, SparkReward, SparkRun, SparkStage, SparkStatus, SparkStep } from './search-attributes.js';
 import { parseWorkflowInput } from './validate.js';
 
 const io = proxyActivities<RlActivities>({ ...storeIo, startToCloseTimeout: '30 minutes' });
@@ -83,8 +83,6 @@ export const resumeSignal = defineSignal('resume');
 export const stopSignal = defineSignal('stopAfterCheckpoint');
 export const setHyperparametersUpdate = defineUpdate<{ learningRate: number; klCoefficient: number; fromStep: number }, [HyperparameterUpdate]>('setHyperparameters');
 
-/** Steps per run before continuing as new: each step is a handful of events. */
-const STEPS_PER_RUN = 400;
 const RECENT = 50;
 
 /**
@@ -100,7 +98,7 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
   const info = workflowInfo();
   // What decides the trajectory: a checkpoint resumes only under the same hash. Run length,
   // checkpoint cadence and evaluations do not change it, so a run can be extended or re-scheduled.
-  const { runName: _name, outputPrefix: _prefix, resumeFrom: _resume, totalSteps: _total, checkpointEvery: _every, evaluation: _evaluation, ...decisive } = config;
+  const { runName: _name, outputPrefix: _prefix, resumeFrom: _resume, totalSteps: _total, checkpointEvery: _every, evaluation: _evaluation, stepsPerRun: _perRun, ...decisive } = config;
   const configHash = hashParts(JSON.stringify(decisive));
   upsertSearchAttributes([
     { key: SparkRun, value: config.runName },
@@ -200,6 +198,8 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
       s.evals = [...s.evals.filter((e) => e.set !== set.name || e.step !== step), { set: set.name, step, accuracy: r.accuracy }].slice(-200);
     }
     progress.latestEvals = s.prepared.evalSets.map((set) => s.evals.filter((e) => e.set === set.name).at(-1)).filter((e) => e !== undefined);
+    const first = progress.latestEvals[0];
+    if (first) upsertSearchAttributes([{ key: SparkAccuracy, value: first.accuracy }]);
   };
 
   if (s.step === 0 && s.evals.length === 0) await evaluate(0);
@@ -217,7 +217,7 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
       stopped = true;
       break;
     }
-    if (stepsThisRun >= STEPS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+    if (stepsThisRun >= config.stepsPerRun || workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       await flushAudit();
       return continueAsNew<typeof rlTrain>(rawInput, { ...s, runs: s.runs + 1 });
@@ -260,7 +260,7 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
     progress.learningRate = learningRate;
     progress.servedModel = s.servedModel;
     progress.lastCheckpoint = s.lastCheckpoint;
-    upsertSearchAttributes([{ key: SparkStep, value: s.step }, { key: SparkItemsDone, value: s.step }]);
+    upsertSearchAttributes([{ key: SparkStep, value: s.step }, { key: SparkItemsDone, value: s.step }, { key: SparkReward, value: out.metrics.rewardMean }]);
     // The input check makes every evaluation step a publish step, so the served model is this step's policy.
     if (publish && (s.step % config.evaluation.every === 0 || s.step === config.totalSteps)) await evaluate(s.step);
   }

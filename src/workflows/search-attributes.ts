@@ -13,6 +13,9 @@ export const SparkConfigHash = defineSearchAttributeKey('SparkConfigHash', Searc
 export const SparkStep = defineSearchAttributeKey('SparkStep', SearchAttributeType.INT);
 export const SparkItemsDone = defineSearchAttributeKey('SparkItemsDone', SearchAttributeType.INT);
 export const SparkCallsMade = defineSearchAttributeKey('SparkCallsMade', SearchAttributeType.INT);
+/** RL: mean reward of the latest step, and the latest held-out accuracy (first evaluation set). */
+export const SparkReward = defineSearchAttributeKey('SparkReward', SearchAttributeType.DOUBLE);
+export const SparkAccuracy = defineSearchAttributeKey('SparkAccuracy', SearchAttributeType.DOUBLE);
 
 export const sparkSearchAttributes = [
   SparkRun,
@@ -22,4 +25,6 @@ export const sparkSearchAttributes = [
   SparkStep,
   SparkItemsDone,
   SparkCallsMade,
+  SparkReward,
+  SparkAccuracy,
 ] as const;

@@ -96,9 +96,11 @@ describe('rlTrain', () => {
     try {
       await withWorker({ taskQueue }, async () => {
         const runName = `rl-${randomUUID().slice(0, 8)}`;
-        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName)] });
+        // Three steps per workflow run: the loop continues as new twice, carrying only its state.
+        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { stepsPerRun: 3 })] });
         const result = await handle.result();
         expect(result).toMatchObject({ steps: 8, stopped: false, servedModel: `${runName}-policy-step-000008` });
+        expect((await handle.query(rlTrainProgress)).runs).toBe(3);
         const metrics = await rows(store, `runs/${runName}/rl`);
         expect(metrics.map((m) => m.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
         expect(metrics.every((m) => m.rollouts === 16 && m.prompts === 4)).toBe(true);

@@ -98,6 +98,8 @@ export const RlTrainInputSchema = z
     /** Continue from a checkpoint of an earlier run with the same settings and data (refused, naming what differs, otherwise). */
     resumeFrom: z.string().regex(S3_URI, 'an rlTrain checkpoint URI like s3://bucket/runs/<run>/rl/checkpoints/<hash>/step-000120').optional(),
     seed: z.number().int().nonnegative().default(0),
+    /** Steps per workflow run before it continues as new (a handful of history events each). */
+    stepsPerRun: z.number().int().min(1).max(2000).default(400),
     /** Key prefix of every output; default `runs/<runName>/rl`. */
     outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
   })
