@@ -23,6 +23,7 @@ import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
 import { connectClient, makeStore, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
+import { mathDatasetsDir } from '../../src/client/math-datasets.js';
 
 const store = makeStore();
 const dir = mkdtempSync(join(tmpdir(), 'rl-train-'));
@@ -97,7 +98,10 @@ describe('rlTrain', () => {
       await withWorker({ taskQueue }, async () => {
         const runName = `rl-${randomUUID().slice(0, 8)}`;
         // Three steps per workflow run: the loop continues as new twice, carrying only its state.
-        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { stepsPerRun: 3 })] });
+        // GSM8K straight from the shared datasets folder on the worker: the loader path and `#### x` answers.
+        const gsm8k = { name: 'gsm8k', uri: join(mathDatasetsDir(), 'gsm8k/test.jsonl'), fields: { question: 'question', answer: 'answer' }, limit: 5 };
+        const sets = [{ name: 'held-out', uri: heldOutUri, fields: { question: 'question', answer: 'answer' } }, gsm8k];
+        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { stepsPerRun: 3, evaluation: { sets, every: 4 } })] });
         const result = await handle.result();
         expect(result).toMatchObject({ steps: 8, stopped: false, servedModel: `${runName}-policy-step-000008` });
         expect((await handle.query(rlTrainProgress)).runs).toBe(3);
@@ -108,7 +112,9 @@ describe('rlTrain', () => {
         expect(metrics.map((m) => m.servedModel)).toEqual(['sim-policy', 'sim-policy', ...[2, 2, 4, 4, 6, 6].map((s) => `${runName}-policy-step-${String(s).padStart(6, '0')}`)]);
         expect(result.checkpoint).toMatch(/\/step-000007$/);
         expect(await store.head(store.keyOf(`${result.checkpoint}/COMMITTED`))).not.toBeNull();
-        expect(result.evals.map((e) => e.step)).toEqual([0, 4, 8]);
+        expect(result.evals.filter((e) => e.set === 'held-out').map((e) => e.step)).toEqual([0, 4, 8]);
+        const gsmEval = await store.getJson<{ rows: number; accuracy: number }>(`runs/${runName}/rl/evals/gsm8k/step-000008.json`);
+        expect(gsmEval.rows).toBe(5);
         expect(await handle.query(rlTrainProgress)).toMatchObject({ stage: 'completed', step: 8, totalSteps: 8 });
         expect(await handle.query(rlLatestCheckpoint)).toBe(result.checkpoint);
         expect((await handle.query(rlRecentMetrics, 3)).map((m) => m.step)).toEqual([5, 6, 7]);
