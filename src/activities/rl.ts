@@ -23,6 +23,7 @@ import { formatGate, needsPrm, scoreGroup } from '../domain/rewards.js';
 import type { RlMetricsRow, RolloutSummary } from '../domain/rl.js';
 import { batchIndices, mean, std, stepName } from '../domain/rl.js';
 import type { GrpoExample, Loss, SessionConfig } from '../domain/trainer-protocol.js';
+import { CHECKPOINT_MARKER_NAME } from '../domain/trainer-protocol.js';
 import { sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import type { ActivityDeps } from './deps.js';
@@ -56,6 +57,9 @@ export interface RlCheckpointInfo {
   datasetSha256: string;
   baseModel: string;
   servedModel: string;
+  /** Hyperparameters changed while the run went on (null: the input's schedule), so a resume keeps them. */
+  learningRate: number | null;
+  klCoefficient: number;
 }
 
 export interface RlStepInput {
@@ -127,6 +131,21 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
           evalSets.push({ name: set.name, ref, count: rows.length });
         }
         return { prompts, promptCount: problems.length, datasetSha256: sha256, evalSets };
+      });
+    },
+
+    /**
+     * The newest committed checkpoint (with its run info) under `prefix`: where a re-run of the same
+     * settings and data picks up, so finished steps are not trained again.
+     */
+    async findRlCheckpoint(input: { prefix: string }): Promise<{ uri: string; info: RlCheckpointInfo } | null> {
+      return mapFailures(async () => {
+        const infos = (await store.list(`${input.prefix}/`)).filter((k) => k.endsWith('.run.json')).sort().reverse();
+        for (const key of infos) {
+          const uri = store.uri(key.slice(0, -'.run.json'.length));
+          if (await store.head(store.keyOf(`${uri}/${CHECKPOINT_MARKER_NAME}`))) return { uri, info: await store.getJson<RlCheckpointInfo>(key) };
+        }
+        return null;
       });
     },
 
@@ -338,10 +357,10 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
       });
     },
 
-    /** One audit entry per object, keyed by its sequence number (a retry writes the same entry). */
+    /** One audit entry per object under `outputPrefix`, keyed by its sequence number (a retry writes the same entry). */
     async recordAudit(input: { outputPrefix: string; entries: readonly { seq: number }[] }): Promise<void> {
       return mapFailures(async () => {
-        for (const e of input.entries) await store.putJson(joinKey(input.outputPrefix, 'audit', `${String(e.seq).padStart(6, '0')}.json`), e);
+        for (const e of input.entries) await store.putJson(joinKey(input.outputPrefix, `${String(e.seq).padStart(6, '0')}.json`), e);
       });
     },
   };

@@ -139,9 +139,11 @@ async function main(): Promise<void> {
       return `stage 3 ${p.stage}: step ${p.step}/${p.totalSteps}, reward ${p.latest?.rewardMean.toFixed(3) ?? '—'}, held-out accuracy ${p.latestEvals[0] ? (100 * p.latestEvals[0].accuracy).toFixed(1) : '—'}`;
     });
     const rows = await Promise.all((await store.list(`runs/${RUN_NAME}/rl/metrics/`)).sort().map((k) => store.getJson<RlMetricsRow>(k)));
+    // Read from S3, not the result: a re-run picks up at its last checkpoint and evaluates only there.
+    const evals = await Promise.all((await store.list(`runs/${RUN_NAME}/rl/evals/held-out/`)).map((k) => store.getJson<{ step: number; accuracy: number }>(k)));
     const curve = [0, 10, 20, 30].map((at) => {
       const window = rows.filter((r) => r.step < at && r.step >= at - 10);
-      const acc = rl.evals.find((e) => e.step === at)?.accuracy;
+      const acc = evals.find((e) => e.step === at)?.accuracy;
       return `| ${at} | ${acc === undefined ? '—' : (100 * acc).toFixed(1)} | ${window.length ? mean(window.map((r) => r.rewardMean)).toFixed(3) : '—'} |`;
     });
     console.error(`\n[main] GRPO with the fine-tuned PRM as reward (${rlSteps} steps × 8 prompts × 8 rollouts):\n| step | held-out accuracy (T=1) | mean reward (previous 10 steps) |\n|---|---|---|\n${curve.join('\n')}\n`);
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
       labels: { workflowId: labelsId, manifest: labels.manifest.uri, lines: labels.lines, counts: labels.counts },
       prm: { workflowId: trainId, model: modelName, checkpoint: trained.checkpoint, examples: trained.examples, steps: trained.steps },
       processBenchF1: { base: base.report.scores.average.f1, fineTuned: tuned.report.scores.average.f1, report: tuned.reportMarkdown.uri },
-      rl: { workflowId: rlId, steps: rl.steps, checkpoint: rl.checkpoint, servedModel: rl.servedModel, heldOutAccuracy: rl.evals.map((e) => ({ step: e.step, accuracy: e.accuracy })), metrics: `s3://${store.bucket}/${rl.metricsPrefix}/` },
+      rl: { workflowId: rlId, steps: rl.steps, checkpoint: rl.checkpoint, servedModel: rl.servedModel, heldOutAccuracy: evals.sort((a, b) => a.step - b.step).map((e) => ({ step: e.step, accuracy: e.accuracy })), metrics: `s3://${store.bucket}/${rl.metricsPrefix}/` },
       webUi: `${stack.webUi}/namespaces/default/workflows?query=${encodeURIComponent(`SparkRun="${RUN_NAME}"`)}`,
       s3: { endpoint: stack.s3Endpoint, bucket: store.bucket, onDisk: `${stack.dataDir}/s3/data/${store.bucket}` },
     }, null, 2));

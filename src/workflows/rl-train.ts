@@ -34,6 +34,11 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/** Checkpoints are keyed by what determines them: other settings or data never share them. */
+function checkpointPrefixOf(prefix: string, configHash: string, datasetSha256: string): string {
+  return joinKey(prefix, 'checkpoints', hashParts(configHash, datasetSha256).slice(0, 16));
+}
+
 /** Everything the loop needs to go on; carried through continue-as-new. */
 export interface RlTrainState {
   prepared: PreparedRlData;
@@ -168,15 +173,23 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
     let step = 0;
     let lastCheckpoint: string | null = null;
     let servedModel = config.policy.model;
-    if (config.resumeFrom) {
-      const resumed = await io.verifyRlResume({ resumeFrom: config.resumeFrom, configHash, datasetSha256: prepared.datasetSha256, baseModel: config.policy.baseModel });
-      step = resumed.step + 1;
-      lastCheckpoint = config.resumeFrom;
-      servedModel = resumed.servedModel;
+    let learningRate: number | null = null;
+    let klCoefficient = config.grpo.klCoefficient;
+    // An explicit checkpoint is verified; otherwise a re-run of the same settings and data picks up
+    // at its own newest checkpoint, so finished steps are not trained again.
+    const resumed = config.resumeFrom
+      ? { uri: config.resumeFrom, info: await io.verifyRlResume({ resumeFrom: config.resumeFrom, configHash, datasetSha256: prepared.datasetSha256, baseModel: config.policy.baseModel }) }
+      : await io.findRlCheckpoint({ prefix: checkpointPrefixOf(prefix, configHash, prepared.datasetSha256) });
+    if (resumed) {
+      step = resumed.info.step + 1;
+      lastCheckpoint = resumed.uri;
+      servedModel = resumed.info.servedModel;
+      learningRate = resumed.info.learningRate ?? null;
+      klCoefficient = resumed.info.klCoefficient ?? klCoefficient;
     }
     state = {
       prepared, sessionId: sessionIdFor(info.workflowId, info.firstExecutionRunId), step, lastCheckpoint, servedModel,
-      learningRate: null, klCoefficient: config.grpo.klCoefficient, paused: false, stopRequested: false, auditSeq: 0, recent: [], evals: [], runs: 1,
+      learningRate, klCoefficient, paused: false, stopRequested: false, auditSeq: 0, recent: [], evals: [], runs: 1,
     };
   }
   const s = state;
@@ -187,10 +200,10 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
 
   const bucketUri = `s3://${parseS3Uri(s.prepared.prompts.uri).bucket}`;
   // Checkpoints are keyed by what determines them: other settings or data never share them.
-  const checkpointPrefix = joinKey(prefix, 'checkpoints', hashParts(configHash, s.prepared.datasetSha256).slice(0, 16));
+  const checkpointPrefix = checkpointPrefixOf(prefix, configHash, s.prepared.datasetSha256);
   const session = { baseModel: config.policy.baseModel, adapter: config.policy.adapter, optimizer: config.policy.optimizer, seed: config.seed };
   const flushAudit = async (): Promise<void> => {
-    if (pending.length > 0) await io.recordAudit({ outputPrefix: prefix, entries: pending.splice(0) });
+    if (pending.length > 0) await io.recordAudit({ outputPrefix: joinKey(prefix, 'audit', info.firstExecutionRunId), entries: pending.splice(0) });
   };
   const evaluate = async (step: number): Promise<void> => {
     for (const set of s.prepared.evalSets) {
@@ -203,6 +216,7 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
   };
 
   if (s.step === 0 && s.evals.length === 0) await evaluate(0);
+  if (s.step >= config.totalSteps && s.evals.length === 0 && s.lastCheckpoint !== null) await evaluate(s.step);
   let stepsThisRun = 0;
   let stopped = false;
   while (s.step < config.totalSteps) {
@@ -246,7 +260,10 @@ export async function rlTrain(rawInput: RlTrainInput, carried?: RlTrainState): P
       outputPrefix: prefix,
       step,
       resumeCandidates: [s.lastCheckpoint],
-      checkpoint: save ? { uri: `${bucketUri}/${joinKey(checkpointPrefix, stepName(step))}`, info: { configHash, datasetSha256: s.prepared.datasetSha256, baseModel: config.policy.baseModel, servedModel: publish ? modelName : s.servedModel } } : null,
+      checkpoint: save ? {
+        uri: `${bucketUri}/${joinKey(checkpointPrefix, stepName(step))}`,
+        info: { configHash, datasetSha256: s.prepared.datasetSha256, baseModel: config.policy.baseModel, servedModel: publish ? modelName : s.servedModel, learningRate: s.learningRate, klCoefficient: s.klCoefficient },
+      } : null,
       publish: publish ? { inferenceBaseURL: config.policy.endpoint.baseURL, modelName } : null,
       metrics: { ...rollouts.summary, step, servedModel: s.servedModel, learningRate, klCoefficient: s.klCoefficient },
     });

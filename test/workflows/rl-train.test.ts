@@ -118,6 +118,15 @@ describe('rlTrain', () => {
         expect(await handle.query(rlTrainProgress)).toMatchObject({ stage: 'completed', step: 8, totalSteps: 8 });
         expect(await handle.query(rlLatestCheckpoint)).toBe(result.checkpoint);
         expect((await handle.query(rlRecentMetrics, 3)).map((m) => m.step)).toEqual([5, 6, 7]);
+
+        // The same input again: it picks up at its own last checkpoint; no model call, no train step.
+        const calls = sim.log.entries.length;
+        const applied = events().filter((e) => e.event === 'step' && e.applied).length;
+        const again = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/${runName}-again`, args: [input(runName, { stepsPerRun: 3, evaluation: { sets, every: 4 } })] });
+        expect(again).toMatchObject({ steps: 8, checkpoint: result.checkpoint, servedModel: result.servedModel });
+        expect(again.evals.find((e) => e.set === 'held-out')).toEqual(result.evals.filter((e) => e.set === 'held-out').at(-1));
+        expect(sim.log.entries.length).toBe(calls);
+        expect(events().filter((e) => e.event === 'step' && e.applied).length).toBe(applied);
       });
     } finally {
       await close();
