@@ -44,13 +44,14 @@ const LR = Number(args.lr);
 if (!(LR > 0)) throw new Error(`--lr must be a positive number, got ${args.lr}`);
 
 /** The configurations the report can run. */
-const CONFIGS: Record<string, { formulation: 'process-outcome' | 'selective-advantage' | 'step-augmented' | 'global-step' | 'verifiable'; guards: boolean }> = {
-  'process-outcome': { formulation: 'process-outcome', guards: true },
-  'selective-advantage': { formulation: 'selective-advantage', guards: true },
-  'global-step': { formulation: 'global-step', guards: true },
-  'step-augmented': { formulation: 'step-augmented', guards: true },
-  'step-augmented-unguarded': { formulation: 'step-augmented', guards: false },
-  verifiable: { formulation: 'verifiable', guards: true },
+/** The configurations the report can run; the step-count experiments start from a wordier policy, so inflation is explorable. */
+const CONFIGS: Record<string, { formulation: 'process-outcome' | 'selective-advantage' | 'step-augmented' | 'global-step' | 'verifiable'; guards: boolean; policy: string }> = {
+  'process-outcome': { formulation: 'process-outcome', guards: true, policy: 'sim-policy' },
+  'selective-advantage': { formulation: 'selective-advantage', guards: true, policy: 'sim-policy' },
+  'global-step': { formulation: 'global-step', guards: true, policy: 'sim-policy' },
+  'step-augmented': { formulation: 'step-augmented', guards: true, policy: 'sim-policy-verbose' },
+  'step-augmented-unguarded': { formulation: 'step-augmented', guards: false, policy: 'sim-policy-verbose' },
+  verifiable: { formulation: 'verifiable', guards: true, policy: 'sim-policy' },
 };
 const chosen = args.runs.split(',').map((r) => r.trim()).filter(Boolean);
 for (const r of chosen) if (!CONFIGS[r]) throw new Error(`--runs: unknown configuration '${r}' (known: ${Object.keys(CONFIGS).join(', ')})`);
@@ -66,10 +67,11 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
 
   for (const name of chosen) {
     const c = CONFIGS[name]!;
-    const runName = `rl-report-${name}-${hashParts(STEPS, BATCH, GROUP, LR, SEED).slice(0, 8)}`;
+    const variant = c.policy === 'sim-policy' ? '' : `-${c.policy.replace(/^sim-policy-/, '')}`;
+    const runName = `rl-report-${name}${variant}-${hashParts(STEPS, BATCH, GROUP, LR, SEED).slice(0, 8)}`;
     const input: RlTrainInput = {
       runName,
-      policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy', optimizer: { name: 'adamw', learningRate: LR, betas: [0.9, 0.999], weightDecay: 0, warmupSteps: 0, maxGradNorm: 1 } },
+      policy: { baseModel: c.policy, endpoint, model: c.policy, optimizer: { name: 'adamw', learningRate: LR, betas: [0.9, 0.999], weightDecay: 0, warmupSteps: 0, maxGradNorm: 1 } },
       trainer: { baseURL: stack.trainerURL },
       reward: { formulation: c.formulation, prm: { endpoint, model: 'sim-verifier', style: 'prm-cot' }, guards: { enabled: c.guards } },
       dataset: { uri: prompts.uri, fields },
@@ -93,10 +95,10 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
     results.set(name, { result, metrics });
   }
 
-  console.log(`Stage 3 on the sandbox: GRPO from sim-policy, PRM sim-verifier (PRM-CoT, greedy), ${BATCH} prompts × ${GROUP} rollouts per step, lr ${LR}, seed ${SEED}`);
+  console.log(`Stage 3 on the sandbox: GRPO, PRM sim-verifier (PRM-CoT, greedy), ${BATCH} prompts × ${GROUP} rollouts per step, lr ${LR}, seed ${SEED}`);
   console.log('Windows are the steps before each row; held-out accuracy is the mean over 4 samples at T=1 on 200 unseen problems.\n');
   for (const [name, { result, metrics }] of results) {
-    console.log(`### ${name}\n`);
+    console.log(`### ${name} (from ${CONFIGS[name]!.policy})\n`);
     console.log('| step | held-out acc | train acc | mean reward | steps/response | outside 4..20 steps | gate rejections |');
     console.log('|---|---|---|---|---|---|---|');
     for (let at = 0; at <= STEPS; at += EVERY) {

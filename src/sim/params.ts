@@ -178,8 +178,19 @@ export const SIM_VERIFIER_PARAMS: SimModelParams = {
   judge: { stepIncorrectRate: 0.1, outcomeYesRate: 0.5 },
 };
 
+/**
+ * `sim-policy-verbose`: `sim-policy` that restates the current value after about 8% of its steps,
+ * like a policy whose format SFT left it wordy. Step inflation is then a behaviour RL can find
+ * within a few hundred steps (from `sim-policy`, at 0.7%, it is almost never tried).
+ */
+export const SIM_POLICY_VERBOSE_PARAMS: SimModelParams = {
+  ...SIM_POLICY_PARAMS,
+  policy: { ...SIM_POLICY_PARAMS.policy, splitStepsLogit: -2.5 },
+};
+
 /** The models every sandbox server serves unless told otherwise. */
 export const DEFAULT_SIM_MODELS: Readonly<Record<string, SimModelParams>> = {
   'sim-policy': SIM_POLICY_PARAMS,
   'sim-verifier': SIM_VERIFIER_PARAMS,
+  'sim-policy-verbose': SIM_POLICY_VERBOSE_PARAMS,
 };
