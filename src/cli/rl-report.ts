@@ -44,13 +44,13 @@ const LR = Number(args.lr);
 if (!(LR > 0)) throw new Error(`--lr must be a positive number, got ${args.lr}`);
 
 /** The configurations the report can run. */
-/** The configurations the report can run; the step-count experiments start from a wordier policy, so inflation is explorable. */
+/** The configurations the report can run; the step-count experiments start from a wordy policy whose answers often run past 20 steps. */
 const CONFIGS: Record<string, { formulation: 'process-outcome' | 'selective-advantage' | 'step-augmented' | 'global-step' | 'verifiable'; guards: boolean; policy: string }> = {
   'process-outcome': { formulation: 'process-outcome', guards: true, policy: 'sim-policy' },
   'selective-advantage': { formulation: 'selective-advantage', guards: true, policy: 'sim-policy' },
   'global-step': { formulation: 'global-step', guards: true, policy: 'sim-policy' },
-  'step-augmented': { formulation: 'step-augmented', guards: true, policy: 'sim-policy-verbose' },
-  'step-augmented-unguarded': { formulation: 'step-augmented', guards: false, policy: 'sim-policy-verbose' },
+  'step-augmented': { formulation: 'step-augmented', guards: true, policy: 'sim-policy-wordy' },
+  'step-augmented-unguarded': { formulation: 'step-augmented', guards: false, policy: 'sim-policy-wordy' },
   verifiable: { formulation: 'verifiable', guards: true, policy: 'sim-policy' },
 };
 const chosen = args.runs.split(',').map((r) => r.trim()).filter(Boolean);

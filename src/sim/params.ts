@@ -179,18 +179,18 @@ export const SIM_VERIFIER_PARAMS: SimModelParams = {
 };
 
 /**
- * `sim-policy-verbose`: `sim-policy` that restates the current value after about 8% of its steps,
- * like a policy whose format SFT left it wordy. Step inflation is then a behaviour RL can find
- * within a few hundred steps (from `sim-policy`, at 0.7%, it is almost never tried).
+ * `sim-policy-wordy`: `sim-policy` that restates the current value after most steps, often more
+ * than once (about 2.5 steps per operation), like a policy whose format SFT left it wordy: many of
+ * its answers run past 20 steps. It is where SPARK's step-count guard shows what it does.
  */
-export const SIM_POLICY_VERBOSE_PARAMS: SimModelParams = {
+export const SIM_POLICY_WORDY_PARAMS: SimModelParams = {
   ...SIM_POLICY_PARAMS,
-  policy: { ...SIM_POLICY_PARAMS.policy, splitStepsLogit: -2.5 },
+  policy: { ...SIM_POLICY_PARAMS.policy, splitStepsLogit: 0.5 },
 };
 
 /** The models every sandbox server serves unless told otherwise. */
 export const DEFAULT_SIM_MODELS: Readonly<Record<string, SimModelParams>> = {
   'sim-policy': SIM_POLICY_PARAMS,
   'sim-verifier': SIM_VERIFIER_PARAMS,
-  'sim-policy-verbose': SIM_POLICY_VERBOSE_PARAMS,
+  'sim-policy-wordy': SIM_POLICY_WORDY_PARAMS,
 };
