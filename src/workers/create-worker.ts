@@ -3,6 +3,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import { createEvaluateActivities } from '../activities/evaluate.js';
 import { createLabelActivities } from '../activities/labels.js';
+import { createPipelineActivities } from '../activities/pipeline.js';
 import { createPrmDataActivities } from '../activities/prm-data.js';
 import { createRlActivities } from '../activities/rl.js';
 import { createSolutionActivities } from '../activities/solutions.js';
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEvaluateActivities(deps),
     ...createTrainingActivities(deps),
     ...createRlActivities(deps),
+    ...createPipelineActivities(deps),
   };
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EvaluatePrmInputSchema } from './evaluate-prm.js';
 import { SampleSolutionsInputSchema } from './sample-solutions.js';
+import { SparkPipelineInputSchema } from './spark-pipeline.js';
 import { SynthesizeLabelsInputSchema } from './synthesize-labels.js';
 import { RlTrainInputSchema } from './rl-train.js';
 import { TrainPrmInputSchema } from './train-prm.js';
@@ -12,6 +13,7 @@ export const workflowInputSchemas = {
   evaluatePrm: EvaluatePrmInputSchema,
   trainPrm: TrainPrmInputSchema,
   rlTrain: RlTrainInputSchema,
+  sparkPipeline: SparkPipelineInputSchema,
 } as const;
 
 /** JSON Schema of a workflow's input as people write it by hand (defaults optional). */
