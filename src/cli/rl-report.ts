@@ -63,7 +63,7 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
   const prompts = await sandboxDataset(store, { seed: 1000 + SEED, count: 2000, withAnswers: true });
   const heldOut = await sandboxDataset(store, { seed: 2000 + SEED, count: 200, withAnswers: true });
   const fields = { question: 'question', answer: 'answer' };
-  const results = new Map<string, { result: RlTrainResult; metrics: RlMetricsRow[] }>();
+  const results = new Map<string, { result: RlTrainResult; metrics: RlMetricsRow[]; evals: { step: number; accuracy: number }[] }>();
 
   for (const name of chosen) {
     const c = CONFIGS[name]!;
@@ -92,18 +92,21 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
     const result = await handle.result().finally(() => clearInterval(timer));
     const keys = (await store.list(`runs/${runName}/rl/metrics/`)).sort();
     const metrics = await Promise.all(keys.map((k) => store.getJson<RlMetricsRow>(k)));
-    results.set(name, { result, metrics });
+    // From S3, not the result: a re-run picks up at its last checkpoint and evaluates only there.
+    const evalKeys = (await store.list(`runs/${runName}/rl/evals/held-out/`)).sort();
+    const evals = await Promise.all(evalKeys.map((k) => store.getJson<{ step: number; accuracy: number }>(k)));
+    results.set(name, { result, metrics, evals });
   }
 
   console.log(`Stage 3 on the sandbox: GRPO, PRM sim-verifier (PRM-CoT, greedy), ${BATCH} prompts × ${GROUP} rollouts per step, lr ${LR}, seed ${SEED}`);
   console.log('Windows are the steps before each row; held-out accuracy is the mean over 4 samples at T=1 on 200 unseen problems.\n');
-  for (const [name, { result, metrics }] of results) {
+  for (const [name, { metrics, evals }] of results) {
     console.log(`### ${name} (from ${CONFIGS[name]!.policy})\n`);
     console.log('| step | held-out acc | train acc | mean reward | steps/response | outside 4..20 steps | gate rejections |');
     console.log('|---|---|---|---|---|---|---|');
     for (let at = 0; at <= STEPS; at += EVERY) {
       const window = metrics.filter((m) => m.step < at && m.step >= at - EVERY);
-      const evalAt = result.evals.find((e) => e.step === at);
+      const evalAt = evals.find((e) => e.step === at);
       const share = (f: (m: RlMetricsRow) => number) => (window.length === 0 ? null : window.reduce((a, m) => a + f(m), 0) / window.reduce((a, m) => a + m.rollouts, 0));
       console.log(`| ${at} | ${pct(evalAt?.accuracy)} | ${pct(window.length ? mean(window.map((m) => m.accuracy ?? 0)) : null)} | ${window.length ? mean(window.map((m) => m.rewardMean)).toFixed(3) : '—'} | ${window.length ? mean(window.map((m) => m.meanSteps)).toFixed(1) : '—'} | ${pct(share((m) => m.outsideStepRange))} | ${pct(share((m) => m.gateRejections))} |`);
     }
@@ -112,10 +115,9 @@ await withSandboxWorker('spark-rl-report', async ({ client, store, stack, taskQu
   console.log('### Summary\n');
   console.log('| run | held-out acc (start → end) | mean reward (first → last window) | steps/response (first → last window) | outside 4..20 (last window) |');
   console.log('|---|---|---|---|---|');
-  for (const [name, { result, metrics }] of results) {
+  for (const [name, { metrics, evals }] of results) {
     const first = metrics.filter((m) => m.step < EVERY);
     const last = metrics.filter((m) => m.step >= STEPS - EVERY);
-    const evals = result.evals.filter((e) => e.set === 'held-out');
     const outside = last.reduce((a, m) => a + m.outsideStepRange, 0) / Math.max(1, last.reduce((a, m) => a + m.rollouts, 0));
     console.log(`| ${name} | ${pct(evals[0]?.accuracy)} → ${pct(evals.at(-1)?.accuracy)} | ${mean(first.map((m) => m.rewardMean)).toFixed(3)} → ${mean(last.map((m) => m.rewardMean)).toFixed(3)} | ${mean(first.map((m) => m.meanSteps)).toFixed(1)} → ${mean(last.map((m) => m.meanSteps)).toFixed(1)} | ${pct(outside)} |`);
   }
