@@ -1,10 +1,11 @@
 /**
  * Reads the public math sets (GSM8K, MATH500) from the shared datasets folder, which lies beside
  * the repo (`../shared/datasets`) and is never copied into it. `SPARK_DATASETS_DIR` or `dir` points
- * elsewhere.
+ * elsewhere; a clone elsewhere finds the machine's shared folder.
  */
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MathDatasetName, MathProblem } from '../domain/math-datasets.js';
 import { MATH_DATASET_FILES, MathDatasetError, parseMathDataset } from '../domain/math-datasets.js';
@@ -12,9 +13,21 @@ import { MATH_DATASET_FILES, MathDatasetError, parseMathDataset } from '../domai
 /** The repo root, as in `src/cli/local-stack.ts` (this file is two folders below it too). */
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Where the datasets are read from: `dir`, else `SPARK_DATASETS_DIR`, else `<repo>/../shared/datasets`. */
+/** Where the shared folder usually is when the repo is checked out elsewhere (e.g. a CI clone in /tmp). */
+const WELL_KNOWN_DATASETS_DIR = '/work/shared/datasets';
+
+/**
+ * Where the datasets are read from: `dir`, else `SPARK_DATASETS_DIR`, else the first `shared/datasets`
+ * beside the repo or one of its parent folders, else the machine's well-known shared folder.
+ */
 export function mathDatasetsDir(dir?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(dir || env.SPARK_DATASETS_DIR || join(repoRoot, '..', 'shared', 'datasets'));
+  if (dir || env.SPARK_DATASETS_DIR) return resolve(dir || env.SPARK_DATASETS_DIR!);
+  for (let at = resolve(repoRoot, '..'); ; at = dirname(at)) {
+    const candidate = join(at, 'shared', 'datasets');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(at) === at) break;
+  }
+  return WELL_KNOWN_DATASETS_DIR;
 }
 
 export interface LoadMathDatasetOptions {
