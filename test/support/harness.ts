@@ -3,6 +3,7 @@
  * its own task queue (in-process or as a child process that can be killed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -133,6 +134,21 @@ export interface TrainerProcess extends KillableProcess {
 export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number }): TrainerProcess {
   const args = ['--port', String(opts.port), '--events-file', opts.eventsFile, '--step-ms', String(opts.stepLatencyMs ?? 0)];
   return { ...spawnKillable('src/sim/trainer/main.ts', args, {}, '"url"'), url: `http://127.0.0.1:${opts.port}` };
+}
+
+/** One line of the sandbox trainer's `--events-file` (src/sim/trainer/server.ts). */
+export interface TrainerEvent {
+  event: string;
+  session?: string;
+  step?: number;
+  applied?: boolean;
+  pid: number;
+}
+
+/** Every event the trainer processes wrote to `file` so far, across restarts. */
+export function readTrainerEvents(file: string): TrainerEvent[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TrainerEvent);
 }
 
 /**

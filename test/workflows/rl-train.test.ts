@@ -4,7 +4,7 @@
  * of the worker and of the trainer, and input checks.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -21,7 +21,7 @@ import {
 } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
 import { mathDatasetsDir } from '../../src/client/math-datasets.js';
 
@@ -35,14 +35,7 @@ let trainerPort: number;
 let promptsUri: string;
 let heldOutUri: string;
 
-interface TrainerEvent {
-  event: string;
-  session?: string;
-  step?: number;
-  applied?: boolean;
-  pid: number;
-}
-const events = (): TrainerEvent[] => (existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TrainerEvent) : []);
+const events = () => readTrainerEvents(eventsFile);
 
 function input(runName: string, extra: Partial<RlTrainInput> = {}): RlTrainInput {
   const endpoint = { baseURL: sim.url };

@@ -23,7 +23,7 @@ import { SparkRun, SparkStage, SparkStatus } from '../../src/workflows/search-at
 import type { SparkPipelineResult } from '../../src/workflows/spark-pipeline.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, spawnTrainerProcess, uniqueTaskQueue, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, uniqueTaskQueue, withWorker } from '../support/harness.js';
 import { freePort, repoRoot } from '../support/paths.js';
 import { uploadSandboxBenchmark } from '../support/processbench.js';
 
@@ -40,7 +40,7 @@ let heldOut: ObjectRef;
 let splits: Record<string, string>;
 let first: SparkPipelineResult | undefined;
 
-const appliedSteps = (): number => (existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').split('\n').filter((l) => l.includes('"applied":true')).length : 0);
+const appliedSteps = (): number => readTrainerEvents(eventsFile).filter((e) => e.applied === true).length;
 
 async function withAnswers(seed: number, count: number): Promise<ObjectRef> {
   const body = generateProblems({ seed, count }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) })).join('\n') + '\n';

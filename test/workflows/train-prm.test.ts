@@ -3,7 +3,7 @@
  * trainer (its own process, so it can be killed) → checkpoints in S3 → publish to the model server.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -15,16 +15,8 @@ import { startSimServer } from '../../src/sim/server.js';
 import { synthesizeLabels, trainPrm, trainPrmProgress } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, spawnTrainerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
-
-interface TrainerEvent {
-  event: string;
-  session?: string;
-  step?: number;
-  applied?: boolean;
-  pid: number;
-}
 
 const store = makeStore();
 const dir = mkdtempSync(join(tmpdir(), 'train-prm-'));
@@ -35,10 +27,7 @@ let trainerPort: number;
 let labelsManifestUri: string;
 const eventsFile = join(dir, 'events.jsonl');
 
-function events(): TrainerEvent[] {
-  if (!existsSync(eventsFile)) return [];
-  return readFileSync(eventsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as TrainerEvent);
-}
+const events = () => readTrainerEvents(eventsFile);
 
 function input(runName: string, extra: Partial<TrainPrmInput> = {}): TrainPrmInput {
   return {
