@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs, idempotent and quiet when already done:
-# npm dependencies (from package-lock.json), the Temporal CLI + tctl, versitygw.
+# npm dependencies (from package-lock.json), the Temporal CLI + tctl, versitygw, and Chromium
+# (only for the run report's screenshot test).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,4 +15,14 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 bash temporal/install.sh
 bash infra/local-s3/install.sh
+# Headless Chromium renders the run report in a test; without it everything else still works.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "[setup] installing chromium (apt-get)" >&2
+  chromium_start=$(date +%s)
+  if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; then
+    echo "[setup] chromium installed in $(( $(date +%s) - chromium_start ))s" >&2
+  else
+    echo "[setup] could not install chromium with apt-get; only the run report's screenshot test needs it (install a 'chromium' binary on PATH)" >&2
+  fi
+fi
 echo "[setup] ready in $(( $(date +%s) - start ))s (tools in .tools/bin)" >&2

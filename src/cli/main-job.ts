@@ -11,6 +11,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { readLabelsDataset } from '../client/labels-dataset.js';
+import { buildRunReport } from '../client/run-report.js';
 import type { SparkPipelineInput } from '../domain/inputs/spark-pipeline.js';
 import { formatQualityTable, labelQuality } from '../domain/label-quality.js';
 import type { RlMetricsRow } from '../domain/rl.js';
@@ -164,6 +165,8 @@ async function main(): Promise<void> {
       s3: { endpoint: stack.s3Endpoint, bucket: store.bucket, onDisk, run: `${onDisk}/runs/${RUN_NAME}` },
       wallTimeSeconds: Math.round((performance.now() - started) / 1000),
     }, null, 2));
+    const report = await buildRunReport(store, { runName: RUN_NAME, localDir: `${stack.dataDir}/reports/${RUN_NAME}` });
+    console.error(`[main] run report: ${report.html.path} (${report.html.uri}); curves: ${report.curvesSvg.path}`);
     console.error(`[main] done in ${((performance.now() - started) / 1000).toFixed(0)} s; everything is under s3://${store.bucket}/runs/${RUN_NAME}/ (on disk: ${onDisk}/runs/${RUN_NAME}); Web UI: ${stack.webUi}`);
   });
 }

@@ -420,11 +420,27 @@ async function rlMetricsRows(ctx: CommandContext, metricsPrefix: string): Promis
   }
 }
 
+/** Writes a finished pipeline's HTML report (its run name is in its manifest's key: `runs/<run>/pipeline/manifest.json`). */
+async function htmlReport(ctx: CommandContext, result: { manifest: { uri: string } }): Promise<number> {
+  const runName = /\/runs\/([^/]+)\/pipeline\/manifest\.json$/.exec(result.manifest.uri)?.[1];
+  if (!runName) throw new Error(`cannot tell the run name from ${result.manifest.uri}`);
+  // Loaded here: the S3 SDK is slow to import and only this option needs it.
+  const [{ ObjectStore, s3ConfigFromEnv }, { buildRunReport }] = await Promise.all([import('../backends/s3-store.js'), import('../client/run-report.js')]);
+  const store = new ObjectStore(s3ConfigFromEnv(ctx.env));
+  try {
+    const files = await buildRunReport(store, { runName });
+    ctx.out(`report: ${files.html.path} (${files.html.uri})\ncurves: ${files.curvesSvg.path} (${files.curvesSvg.uri})`);
+    return 0;
+  } finally {
+    store.destroy();
+  }
+}
+
 const report: CommandSpec = {
-  usage: 'spark report <workflow-id> [--every N] [--json]',
+  usage: 'spark report <workflow-id> [--every N] [--json] [--html]',
   summary: 'the result of a finished run: tables per workflow (rlTrain: metrics rows from S3)',
-  details: 'rlTrain reads metrics/ rows from S3 (SPARK_S3_*, AWS_* as for workers; without them the run\'s last 50 rows);\nevaluatePrm prints the ProcessBench table. --every N shows every N-th rlTrain step.',
-  options: { every: { type: 'string' }, json: { type: 'boolean' } },
+  details: 'rlTrain reads metrics/ rows from S3 (SPARK_S3_*, AWS_* as for workers; without them the run\'s last 50 rows);\nevaluatePrm prints the ProcessBench table. --every N shows every N-th rlTrain step.\n--html (sparkPipeline) writes the run\'s HTML report to S3 and .data/reports/<run>/ and prints where.',
+  options: { every: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'boolean' } },
   positionals: ['workflow-id'],
   async run(ctx) {
     const every = numberFlag(ctx, 'every', (n) => Number.isInteger(n) && n > 0, 'a positive integer');
@@ -436,6 +452,7 @@ const report: CommandSpec = {
       return 0;
     }
     if (description.status.name !== 'COMPLETED') return finish(ctx, description, handle);
+    if (ctx.flags.html && description.type === 'sparkPipeline') return htmlReport(ctx, (await handle.result()) as { manifest: { uri: string } });
     if (description.type !== 'rlTrain') return finish(ctx, description, handle);
     const result = (await handle.result()) as RlTrainResult;
     const rows = (await rlMetricsRows(ctx, result.metricsPrefix)) ?? (await (handle as RlTrainHandle).recentMetrics(50, { timeoutMs: 10_000 }).catch(() => []));
