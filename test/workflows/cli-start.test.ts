@@ -1,0 +1,110 @@
+/**
+ * Every stage started the way the README shows for people who use the `temporal` CLI: a JSON
+ * file and `temporal workflow start --type <workflow> --input-file`. Each stage's output feeds the
+ * next one's file, as a person would chain them by hand.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { generateProblems } from '../../src/domain/arith.js';
+import { generateSandboxProcessBench } from '../../src/domain/processbench-sandbox.js';
+import { objectStoreAdapterReader } from '../../src/sim/models.js';
+import type { SimServer } from '../../src/sim/server.js';
+import { startSimServer } from '../../src/sim/server.js';
+import type { TrainerProcess } from '../support/harness.js';
+import { connectClient, makeStore, spawnTrainerProcess, uniqueTaskQueue, withWorker } from '../support/harness.js';
+import { freePort, repoRoot } from '../support/paths.js';
+import { uploadSandboxBenchmark } from '../support/processbench.js';
+
+const store = makeStore();
+const dir = mkdtempSync(join(tmpdir(), 'cli-start-'));
+const taskQueue = uniqueTaskQueue('cli-start');
+let sim: SimServer;
+let trainer: TrainerProcess;
+
+/** `temporal workflow start` with the input written to a JSON file, as in the README. */
+function startWithCli(type: string, workflowId: string, input: unknown): void {
+  const file = join(dir, `${type}.json`);
+  writeFileSync(file, JSON.stringify(input, null, 2));
+  execFileSync(join(repoRoot, '.tools/bin/temporal'), [
+    'workflow', 'start', '--type', type, '--task-queue', taskQueue, '--workflow-id', workflowId, '--input-file', file, '--address', inject('temporalAddress'),
+  ], { stdio: 'pipe' });
+}
+
+beforeAll(async () => {
+  sim = await startSimServer({ seed: 81, readAdapter: objectStoreAdapterReader(() => store) });
+  trainer = spawnTrainerProcess({ port: await freePort(), eventsFile: join(dir, 'events.jsonl') });
+  await trainer.ready;
+});
+afterAll(async () => {
+  await trainer.kill();
+  await sim.close();
+  store.destroy();
+});
+
+describe('starting each stage with the temporal CLI from a JSON file', () => {
+  it('runs synthesizeLabels → trainPrm → evaluatePrm → rlTrain, each from its own file', { timeout: 180_000 }, async () => {
+    const { client, close } = await connectClient();
+    const run = `cli-${randomUUID().slice(0, 8)}`;
+    const endpoint = { baseURL: sim.url };
+    const rows = generateProblems({ seed: 82, count: 16 }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) }));
+    const dataset = await store.put(`test/cli-start/${run}.jsonl`, rows.join('\n') + '\n', 'application/x-ndjson');
+    const splits = await uploadSandboxBenchmark(store, generateSandboxProcessBench({ seed: 83, countPerSplit: 8, splits: [{ name: 'gsm8k', minOps: 4, maxOps: 5 }] }));
+    const result = async <T>(workflowId: string): Promise<T> => client.workflow.getHandle(workflowId).result() as Promise<T>;
+    try {
+      await withWorker({ taskQueue }, async () => {
+        startWithCli('synthesizeLabels', `spark/${run}/synthesize-labels`, {
+          runName: run,
+          dataset: { uri: dataset.uri },
+          generator: { endpoint, model: 'sim-policy', sampling: { temperature: 1 } },
+          verifier: { endpoint, model: 'sim-verifier' },
+          solutionsPerProblem: 2,
+          verificationsPerSolution: 4,
+          methods: ['step-majority'],
+        });
+        const labels = await result<{ manifest: { uri: string }; lines: number }>(`spark/${run}/synthesize-labels`);
+        expect(labels.lines).toBe(32);
+
+        startWithCli('trainPrm', `spark/${run}/train-prm`, {
+          runName: run,
+          labelsManifestUri: labels.manifest.uri,
+          style: 'prm-cot',
+          trainer: { baseURL: trainer.url },
+          baseModel: 'sim-policy',
+          epochs: 1,
+          batchSize: 8,
+          publish: { inferenceBaseURL: sim.url },
+        });
+        const prm = await result<{ model: { modelName: string } | null; steps: number }>(`spark/${run}/train-prm`);
+        expect(prm.model?.modelName).toBe(`${run}-prm`);
+
+        startWithCli('evaluatePrm', `spark/${run}/evaluate-prm`, {
+          runName: run,
+          benchmark: { splits },
+          model: { endpoint, model: `${run}-prm` },
+          style: 'prm-cot',
+        });
+        const evaluation = await result<{ rows: number; report: { scores: { average: { f1: number | null } } } }>(`spark/${run}/evaluate-prm`);
+        expect(evaluation.rows).toBe(8);
+        expect(evaluation.report.scores.average.f1).not.toBeNull();
+
+        startWithCli('rlTrain', `spark/${run}/rl-train`, {
+          runName: run,
+          policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
+          trainer: { baseURL: trainer.url },
+          reward: { formulation: 'selective-advantage', prm: { endpoint, model: `${run}-prm`, style: 'prm-cot' } },
+          dataset: { uri: dataset.uri, fields: { question: 'question', answer: 'answer' } },
+          grpo: { batchSize: 2, groupSize: 4 },
+          totalSteps: 2,
+        });
+        const rl = await result<{ steps: number; servedModel: string }>(`spark/${run}/rl-train`);
+        expect(rl).toMatchObject({ steps: 2, servedModel: `${run}-policy-step-000002` });
+      });
+    } finally {
+      await close();
+    }
+  });
+});
