@@ -62,12 +62,12 @@ describe('a worker killed mid-run', () => {
         const entry = sim.log.entries.find((e) => e.responseId === responseId)!;
         expect(successesByKey.get(entry.key), `request ${entry.key} was stored before the kill`).toBe(1);
       }
-      // At most the calls in flight at the kill (server concurrency 4) were paid twice; a
-      // request whose samples were only partly stored asks again for just the missing ones.
+      // Only calls in progress at the kill can be paid twice: waiting on the server, or answered but
+      // not yet stored. Each of the 6 problems in progress has one call at a time.
       const repeated = [...successesByKey.values()].filter((c) => c > 1).length;
-      expect(repeated).toBeLessThanOrEqual(4);
+      expect(repeated).toBeLessThanOrEqual(6);
       expect(successesByKey.size).toBeGreaterThanOrEqual(30);
-      expect(successesByKey.size).toBeLessThanOrEqual(30 + 4);
+      expect(successesByKey.size).toBeLessThanOrEqual(30 + 6);
     } finally {
       await worker.kill();
       await close();
