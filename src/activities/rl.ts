@@ -23,13 +23,12 @@ import { formatGate, needsPrm, scoreGroup } from '../domain/rewards.js';
 import type { RlMetricsRow, RolloutSummary } from '../domain/rl.js';
 import { batchIndices, mean, std, stepName } from '../domain/rl.js';
 import type { GrpoExample, Loss, SessionConfig } from '../domain/trainer-protocol.js';
-import { CHECKPOINT_MARKER_NAME } from '../domain/trainer-protocol.js';
 import { sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import type { ActivityDeps } from './deps.js';
 import { DatasetError, mapFailures } from './failures.js';
 import { withHeartbeat } from './heartbeat.js';
-import { ensureTrainerSession } from './training.js';
+import { checkpointCommitted, ensureTrainerSession } from './training.js';
 
 /** The prompts and evaluation sets as the run reads them: one JSONL each in the run's outputs. */
 export interface PreparedRlData {
@@ -143,7 +142,7 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
         const infos = (await store.list(`${input.prefix}/`)).filter((k) => k.endsWith('.run.json')).sort().reverse();
         for (const key of infos) {
           const uri = store.uri(key.slice(0, -'.run.json'.length));
-          if (await store.head(store.keyOf(`${uri}/${CHECKPOINT_MARKER_NAME}`))) return { uri, info: await store.getJson<RlCheckpointInfo>(key) };
+          if (await checkpointCommitted(store, uri)) return { uri, info: await store.getJson<RlCheckpointInfo>(key) };
         }
         return null;
       });

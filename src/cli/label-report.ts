@@ -20,7 +20,7 @@ import type { LabelLine } from '../domain/labels.js';
 import { isCritiqueMethod } from '../domain/labels.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../workflows/index.js';
 import type { SandboxContext } from './sandbox.js';
-import { sandboxDataset, withSandboxWorker } from './sandbox.js';
+import { intOption, sandboxDataset, withSandboxWorker } from './sandbox.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,11 +30,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
   },
 });
-const positive = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
-  return n;
-};
+const positive = (name: string, v: string): number => intOption(name, v);
 const PROBLEMS = positive('problems', args.problems);
 const M = positive('solutions', args.solutions);
 const K = positive('verifications', args.verifications);

@@ -17,7 +17,7 @@ import { hashParts } from '../domain/random.js';
 import { evaluatePrm, synthesizeLabels, trainPrm } from '../workflows/index.js';
 import type { EvaluatePrmResult } from '../workflows/evaluate-prm.js';
 import type { TrainPrmResult } from '../workflows/train-prm.js';
-import { sandboxDataset, sandboxProcessBench, withSandboxWorker } from './sandbox.js';
+import { intOption, sandboxDataset, sandboxProcessBench, withSandboxWorker } from './sandbox.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,11 +32,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
   },
 });
-const int = (name: string, v: string, min: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${v}`);
-  return n;
-};
+const int = intOption;
 const PROBLEMS = int('problems', args.problems, 1);
 const M = int('solutions', args.solutions, 1);
 const K = int('verifications', args.verifications, 1);

@@ -17,7 +17,7 @@ import type { RlMetricsRow } from '../domain/rl.js';
 import { mean } from '../domain/rl.js';
 import type { RlTrainResult } from '../workflows/rl-train.js';
 import { rlTrain, rlTrainProgress } from '../workflows/index.js';
-import { sandboxDataset, withSandboxWorker } from './sandbox.js';
+import { intOption, sandboxDataset, withSandboxWorker } from './sandbox.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,11 +30,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: 'process-outcome,selective-advantage,step-augmented-unguarded,step-augmented' },
   },
 });
-const int = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
-  return n;
-};
+const int = (name: string, v: string): number => intOption(name, v);
 const STEPS = int('steps', args.steps);
 const BATCH = int('batch', args.batch);
 const GROUP = int('group', args.group);

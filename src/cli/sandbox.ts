@@ -69,3 +69,10 @@ export async function sandboxProcessBench(store: ObjectStore, opts: { seed: numb
   }
   return splits;
 }
+
+/** An integer command-line option of at least `min`, or an error naming the flag. */
+export function intOption(name: string, value: string, min = 1): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`);
+  return n;
+}
