@@ -10,6 +10,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { TrainerClient } from '../backends/trainer.js';
 import type { SamplingParams } from '../domain/chat.js';
+import type { RecycleOptions, RolloutGroup } from '../domain/co-evolve.js';
+import { recycleBatch } from '../domain/co-evolve.js';
 import type { Problem } from '../domain/dataset.js';
 import { parseRewardModelOutput } from '../domain/formats.js';
 import type { RlTrainConfig } from '../domain/inputs/rl-train.js';
@@ -20,7 +22,7 @@ import type { ObjectRef } from '../domain/refs.js';
 import { joinKey } from '../domain/refs.js';
 import type { RolloutForReward, RolloutReward } from '../domain/rewards.js';
 import { formatGate, needsPrm, scoreGroup } from '../domain/rewards.js';
-import type { RlMetricsRow, RolloutSummary } from '../domain/rl.js';
+import type { RecycledCacheEntry, RlMetricsRow, RolloutSummary } from '../domain/rl.js';
 import { batchIndices, mean, std, stepName } from '../domain/rl.js';
 import type { GrpoExample, Loss, SessionConfig } from '../domain/trainer-protocol.js';
 import { sampleWithRetry } from './chat-cache.js';
@@ -59,6 +61,15 @@ export interface RlCheckpointInfo {
   /** Hyperparameters changed while the run went on (null: the input's schedule), so a resume keeps them. */
   learningRate: number | null;
   klCoefficient: number;
+  /** Co-evolution: the loop after this step (rollout steps done, the recycled-item cache). */
+  loop?: RlLoopState;
+}
+
+/** Where a co-evolving run stands between steps. */
+export interface RlLoopState {
+  rlStep: number;
+  cache: RecycledCacheEntry[];
+  consumed: number;
 }
 
 export interface RlStepInput {
@@ -70,11 +81,16 @@ export interface RlStepInput {
   servedModel: string;
   learningRate: number;
   klCoefficient: number;
+  /** Co-evolution: the trainer step this is (default `step`: every step is a rollout step), and how to recycle the rollouts. */
+  trainerStep?: number;
+  recycle?: RecycleOptions;
 }
 
 export interface RlRolloutsResult {
   request: ObjectRef;
   summary: RolloutSummary;
+  /** Co-evolution: the items written to `recycled/step-N.jsonl` (N the rollout step). */
+  recycled?: { count: number };
 }
 
 export interface RlTrainStepInput {
@@ -102,12 +118,26 @@ export interface RlTrainStepResult {
 
 const problemLine = (p: Problem): string => JSON.stringify({ id: p.id, question: p.question, ...(p.reference !== undefined ? { reference: p.reference } : {}) });
 
-async function readLines<T>(store: ActivityDeps['store'], ref: ObjectRef): Promise<T[]> {
+/** Writes a trainer step's GRPO batch and its train request (`batches/step-N.*`), from which a lost step is applied again. */
+export async function storeGrpoBatch(
+  store: ActivityDeps['store'],
+  input: { config: RlTrainConfig; outputPrefix: string; learningRate: number; klCoefficient: number },
+  trainerStep: number,
+  lines: readonly string[],
+): Promise<ObjectRef> {
+  const name = stepName(trainerStep);
+  const batch = await store.put(joinKey(input.outputPrefix, 'batches', `${name}.jsonl`), lines.join('\n') + '\n', 'application/x-ndjson');
+  const { grpo } = input.config;
+  const loss: Loss = { kind: 'grpo', klCoefficient: input.klCoefficient, entropyCoefficient: grpo.entropyCoefficient, clipRatio: grpo.clipRatio, klEstimator: grpo.klEstimator };
+  return store.putJson(joinKey(input.outputPrefix, 'batches', `${name}.request.json`), { step: trainerStep, batch, loss, learningRate: input.learningRate } satisfies StepRequest);
+}
+
+export async function readLines<T>(store: ActivityDeps['store'], ref: Pick<ObjectRef, 'uri'>): Promise<T[]> {
   return (await store.getText(ref.uri)).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as T);
 }
 
 /** The reference answer of a row: a bare answer, a GSM8K `#### x` tail, or a worked solution's last `\boxed{}`. */
-function referenceAnswer(reference: string | undefined): string | null {
+export function referenceAnswer(reference: string | undefined): string | null {
   if (reference === undefined) return null;
   const gsm = /####\s*(.+)\s*$/.exec(reference);
   if (gsm) return gsm[1]!.replace(/,/g, '').trim();
@@ -235,10 +265,24 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
             lines.push(JSON.stringify(example));
           });
         }
-        const name = stepName(step);
-        const batchRef = await store.put(joinKey(input.outputPrefix, 'batches', `${name}.jsonl`), lines.join('\n') + '\n', 'application/x-ndjson');
-        const loss: Loss = { kind: 'grpo', klCoefficient: input.klCoefficient, entropyCoefficient: config.grpo.entropyCoefficient, clipRatio: config.grpo.clipRatio, klEstimator: config.grpo.klEstimator };
-        const request = await store.putJson(joinKey(input.outputPrefix, 'batches', `${name}.request.json`), { step, batch: batchRef, loss, learningRate: input.learningRate } satisfies StepRequest);
+        const trainerStep = input.trainerStep ?? step;
+        const request = await storeGrpoBatch(store, input, trainerStep, lines);
+        // Co-evolution: the same rollouts, recycled into judging and reflection items for the cache.
+        let recycled: RlRolloutsResult['recycled'];
+        let recycledItems: RolloutSummary['recycledItems'];
+        if (input.recycle) {
+          const rolloutGroups: RolloutGroup[] = groups.map((g) => ({
+            promptId: g.prompt.id,
+            question: g.prompt.question,
+            reference: referenceAnswer(g.prompt.reference) ?? '',
+            rollouts: g.rollouts.map((r) => ({ text: r.text, answer: r.gate.ok ? r.gate.answer : null, correct: r.correct === true })),
+          }));
+          const items = recycleBatch(rolloutGroups, input.recycle, rngFrom(config.seed, 'recycle', step));
+          await store.put(joinKey(input.outputPrefix, 'recycled', `${stepName(step)}.jsonl`), items.map((i) => JSON.stringify(i)).join('\n') + (items.length > 0 ? '\n' : ''), 'application/x-ndjson');
+          recycled = { count: items.length };
+          recycledItems = { pointwise: 0, pairwise: 0, reflection: 0 };
+          for (const item of items) recycledItems[item.kind]++;
+        }
         const rewards = all.map((x) => x.w.reward);
         const withReference = all.filter((x) => x.r.correct !== null);
         const passed = all.filter((x) => x.r.gate.ok);
@@ -259,7 +303,9 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
             meanResponseChars: mean(all.map((x) => x.r.text.length)),
             callsMade,
             samplesReused,
+            ...(recycledItems ? { recycledItems } : {}),
           },
+          ...(recycled ? { recycled } : {}),
         };
       });
     },

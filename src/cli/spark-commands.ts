@@ -51,7 +51,7 @@ export interface CommandSpec {
 }
 
 const RUNNING = new Set(['RUNNING', 'CONTINUED_AS_NEW']);
-const CONTROLLABLE: ReadonlySet<string> = new Set<SparkWorkflowName>(['rlTrain']);
+const CONTROLLABLE: ReadonlySet<string> = new Set<SparkWorkflowName>(['rlTrain', 'coEvolve']);
 
 function stringFlag(ctx: CommandContext, name: string): string | undefined {
   const v = ctx.flags[name];
@@ -337,7 +337,7 @@ const watch: CommandSpec = {
   },
 };
 
-/** The rlTrain run behind an ID, refusing other workflows and closed runs with a clear reason. */
+/** The rlTrain or coEvolve run behind an ID, refusing other workflows and closed runs with a clear reason. */
 async function controllable(ctx: CommandContext, action: string): Promise<RlTrainHandle> {
   const client = await ctx.connect();
   const { handle, description } = await client.open(ctx.args[0]!);
@@ -453,14 +453,14 @@ const report: CommandSpec = {
     }
     if (description.status.name !== 'COMPLETED') return finish(ctx, description, handle);
     if (ctx.flags.html && description.type === 'sparkPipeline') return htmlReport(ctx, (await handle.result()) as { manifest: { uri: string } });
-    if (description.type !== 'rlTrain') return finish(ctx, description, handle);
+    if (!CONTROLLABLE.has(description.type)) return finish(ctx, description, handle);
     const result = (await handle.result()) as RlTrainResult;
     const rows = (await rlMetricsRows(ctx, result.metricsPrefix)) ?? (await (handle as RlTrainHandle).recentMetrics(50, { timeoutMs: 10_000 }).catch(() => []));
     if (ctx.flags.json) {
       ctx.out(JSON.stringify({ workflowId: description.workflowId, type: description.type, status: 'completed', result, metrics: rows }, null, 2));
       return 0;
     }
-    ctx.out(`${description.workflowId} completed\n${formatResult('rlTrain', result)}\n\nmetrics per step (${rows.length} rows):\n${formatRlMetrics(rows, every)}`);
+    ctx.out(`${description.workflowId} completed\n${formatResult(description.type, result)}\n\nmetrics per step (${rows.length} rows):\n${formatRlMetrics(rows, every)}`);
     return 0;
   },
 };

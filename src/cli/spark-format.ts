@@ -107,7 +107,8 @@ export function progressView(workflowType: string, progress: unknown): ProgressV
           ['sessions recreated', String(p.recreatedSessions)], ['workflow runs', String(p.runs)],
         ],
       };
-    case 'rlTrain': {
+    case 'rlTrain':
+    case 'coEvolve': {
       const latest = isObject(p.latest) ? p.latest : undefined;
       const evals = Array.isArray(p.latestEvals) ? (p.latestEvals as { set: string; step: number; accuracy: number }[]) : [];
       return {
@@ -119,6 +120,7 @@ export function progressView(workflowType: string, progress: unknown): ProgressV
           ['held-out', evals.length ? evals.map((e) => `${e.set} ${pct(e.accuracy)} @ step ${e.step}`).join(', ') : '—'],
           ['learning rate', String(p.learningRate)], ['KL coefficient', String(p.klCoefficient)],
           ['checkpoint', String(p.lastCheckpoint ?? 'none yet')], ['served model', String(p.servedModel)], ['workflow runs', String(p.runs)],
+          ...(num(p.recycledSteps) ? [['recycled-item steps', `${String(p.recycledSteps)} (${String(p.cachedItems ?? 0)} items waiting)`] as [string, string]] : []),
         ],
       };
     }
@@ -238,12 +240,14 @@ export function formatResult(workflowType: string, result: unknown): string {
         '',
         formatKeyValues([['rows', String(r.rows)], ['report', uri(r.reportJson)], ['markdown', uri(r.reportMarkdown)], ['predictions', uri(r.predictions)]]),
       ].join('\n');
-    case 'rlTrain': {
+    case 'rlTrain':
+    case 'coEvolve': {
       const evals = Array.isArray(r.evals) ? (r.evals as { set: string; step: number; accuracy: number }[]) : [];
       return [
         formatKeyValues([
           ['steps', String(r.steps)], ['stopped early', String(r.stopped)], ['checkpoint', String(r.checkpoint ?? '—')],
           ['served model', String(r.servedModel)], ['metrics', String(r.metricsPrefix)],
+          ...(r.trainerSteps !== undefined ? [['trainer steps (recycled included)', String(r.trainerSteps)] as [string, string]] : []),
         ]),
         ...(evals.length ? ['', 'held-out evaluations:', formatTable(['set', 'step', 'accuracy'], evals.map((e) => [e.set, String(e.step), pct(e.accuracy)]))] : []),
       ].join('\n');

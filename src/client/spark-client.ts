@@ -200,8 +200,11 @@ export interface HyperparametersApplied {
   fromStep: number;
 }
 
-/** An `rlTrain` run: the stage-3 controls on top of result and progress. */
-export class RlTrainHandle extends SparkRunHandle<'rlTrain'> {
+/** The workflows that run the GRPO loop and take its controls. */
+export type GrpoWorkflowName = 'rlTrain' | 'coEvolve';
+
+/** An `rlTrain` or `coEvolve` run: the GRPO loop's controls on top of result and progress. */
+export class RlTrainHandle<K extends GrpoWorkflowName = 'rlTrain'> extends SparkRunHandle<K> {
   /** The run pauses before its next step; progress shows `paused`. */
   async pause(): Promise<void> {
     await this.temporal.signal(pauseSignal);
@@ -241,8 +244,8 @@ export class RlTrainHandle extends SparkRunHandle<'rlTrain'> {
   }
 }
 
-/** The handle type per workflow: `rlTrain` gets its controls. */
-export type SparkHandle<K extends SparkWorkflowName> = K extends 'rlTrain' ? RlTrainHandle : SparkRunHandle<K>;
+/** The handle type per workflow: `rlTrain` and `coEvolve` get their controls. */
+export type SparkHandle<K extends SparkWorkflowName> = K extends GrpoWorkflowName ? RlTrainHandle<K> : SparkRunHandle<K>;
 
 export interface SparkStartOptions {
   /** Default `spark/<runName>/<stage>`. */
@@ -414,7 +417,7 @@ export class SparkClient {
   }
 
   private wrap<K extends SparkWorkflowName>(workflow: K, handle: WorkflowHandle): SparkHandle<K> {
-    const typed = workflow === 'rlTrain' ? new RlTrainHandle('rlTrain', handle, this.temporal) : new SparkRunHandle(workflow, handle, this.temporal);
+    const typed = workflow === 'rlTrain' || workflow === 'coEvolve' ? new RlTrainHandle(workflow, handle, this.temporal) : new SparkRunHandle(workflow, handle, this.temporal);
     return typed as SparkHandle<K>;
   }
 }

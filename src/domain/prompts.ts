@@ -7,13 +7,15 @@
  */
 import type { ChatMessage } from './chat.js';
 import type { RewardModelStyle } from './formats.js';
+import { coEvolveRoleOf } from './co-evolve-prompts.js';
 import { CRITIQUE_QUESTION, VERDICT_QUESTION } from './formats.js';
 
 /** The role a prompt asks a model to play. PRM and PRM-CoT share one prompt (`prm`). */
-export type Role = 'generator' | 'verifier' | 'critic' | 'merger' | 'orm' | 'prm' | 'processbench' | 'unknown';
+export type Role = 'generator' | 'verifier' | 'critic' | 'merger' | 'orm' | 'prm' | 'processbench'
+  | 'pointwise-judge' | 'pairwise-judge' | 'reflection' | 'resolve' | 'unknown';
 
 /** Every role name, in the order {@link detectRole} tries them. */
-export const ROLES: readonly Role[] = ['merger', 'critic', 'verifier', 'processbench', 'prm', 'orm', 'generator', 'unknown'];
+export const ROLES: readonly Role[] = ['merger', 'critic', 'verifier', 'processbench', 'prm', 'orm', 'resolve', 'pairwise-judge', 'reflection', 'pointwise-judge', 'generator', 'unknown'];
 
 /** The fixed phrase of each role's template. */
 export const ROLE_MARKERS = {
@@ -197,6 +199,8 @@ export function detectRole(messages: readonly ChatMessage[]): Role {
   if (text.includes(ROLE_MARKERS.processbench) && /<paragraph_\d+>/.test(text)) return 'processbench';
   if (/Student Solution:/.test(text) && text.trimEnd().endsWith(ROLE_MARKERS.prm)) return 'prm';
   if (/(^|\n)Solution:/.test(text) && text.trimEnd().endsWith(ROLE_MARKERS.orm)) return 'orm';
+  const coEvolve = coEvolveRoleOf(text);
+  if (coEvolve) return coEvolve;
   if (text.includes(ROLE_MARKERS.generator)) return 'generator';
   return 'unknown';
 }

@@ -63,6 +63,54 @@ export interface RolloutSummary {
   meanResponseChars: number;
   callsMade: number;
   samplesReused: number;
+  /** Co-evolution, rollout steps: the items this step's rollouts were recycled into. */
+  recycledItems?: Record<RecycledKind, number>;
+  /** Co-evolution, recycled steps: per item type, how many items and the share of rollouts that answered right. */
+  judging?: Partial<Record<RecycledKind, { items: number; accuracy: number }>>;
+}
+
+export type RecycledKind = 'pointwise' | 'pairwise' | 'reflection';
+
+/** The recycled items of one rollout step, stored as `recycled/step-N.jsonl` in the order built. */
+export interface RecycledCacheEntry {
+  rlStep: number;
+  count: number;
+}
+
+/** A slice `[from, to)` of one rollout step's recycled items. */
+export interface CachePart {
+  rlStep: number;
+  from: number;
+  to: number;
+}
+
+/** Items in the cache not yet trained on (`consumed` counts those of its first entry already used). */
+export function cachedItemCount(cache: readonly RecycledCacheEntry[], consumed: number): number {
+  return cache.reduce((n, e) => n + e.count, 0) - consumed;
+}
+
+/**
+ * The next full batch of recycled items, oldest first, and the cache after it; no parts while the
+ * cache holds less than a batch. Fully used entries are dropped, so the carried state stays small.
+ */
+export function takeFromCache(cache: readonly RecycledCacheEntry[], consumed: number, batchSize: number): { parts: CachePart[]; cache: RecycledCacheEntry[]; consumed: number } {
+  if (batchSize <= 0 || cachedItemCount(cache, consumed) < batchSize) return { parts: [], cache: [...cache], consumed };
+  const parts: CachePart[] = [];
+  let need = batchSize;
+  let i = 0;
+  let offset = consumed;
+  while (need > 0) {
+    const entry = cache[i]!;
+    const take = Math.min(need, entry.count - offset);
+    parts.push({ rlStep: entry.rlStep, from: offset, to: offset + take });
+    need -= take;
+    offset += take;
+    if (offset === entry.count) {
+      i++;
+      offset = 0;
+    }
+  }
+  return { parts, cache: cache.slice(i), consumed: offset };
 }
 
 /** One row of `metrics/step-NNNNNN.json`: written once per step, whatever crashed in between. */
@@ -75,6 +123,9 @@ export interface RlMetricsRow extends RolloutSummary {
   loss: number;
   kl: number | null;
   gradNorm: number | null;
+  /** Co-evolution: a step on rollouts or on recycled items, and the rollout steps done before it. */
+  kind?: 'rollout' | 'recycled';
+  rlStep?: number;
 }
 
 export function mean(xs: readonly number[]): number {

@@ -61,6 +61,30 @@ export const baseRateParamsSchema = z.strictObject({
   outcomeYesRate: probability,
 });
 
+/**
+ * The model judging answers itself (co-evolving SPARK): pointwise Yes/No, pairwise A/B, reflection
+ * on a shown solution, and re-solving after its own No. The first seven are what GRPO on recycled
+ * items trains; `chainBoost` and `difficultySpread` are fixed traits of the model.
+ */
+export const selfJudgeParamsSchema = z.strictObject({
+  /** Log-odds of accepting a correct answer. */
+  acceptLogit: logit,
+  /** Log-odds of rejecting a wrong answer: rejectBias + rejectSlope · ln(1 + |given − truth| / max(1, |truth|)). */
+  rejectBias: logit,
+  rejectSlope: logit,
+  /** Log-odds of picking the correct answer of a pair: pairBias + pairSlope · the wrong one's error size. */
+  pairBias: logit,
+  pairSlope: logit,
+  /** Log-odds added toward answering "A" whichever answer is correct (random A/B order in training removes it). */
+  positionBias: logit,
+  /** Added to every per-operation error logit when re-solving after judging an answer wrong (negative: more careful). */
+  resolveShift: logit,
+  /** Extra rejection log-odds when the whole reasoning chain is shown, not only its answer. */
+  chainBoost: logit,
+  /** Spread (standard deviation, in log-odds) of how hard each particular item is to judge. */
+  difficultySpread: z.number().min(0).max(10),
+});
+
 /** Every parameter of one sandbox model: each model can play every role. */
 export const simModelParamsSchema = z.strictObject({
   policy: policyParamsSchema,
@@ -70,6 +94,7 @@ export const simModelParamsSchema = z.strictObject({
   prm: prmParamsSchema,
   processbench: judgeParamsSchema,
   judge: baseRateParamsSchema,
+  selfJudge: selfJudgeParamsSchema,
 });
 
 export type PolicyParams = z.infer<typeof policyParamsSchema>;
@@ -77,6 +102,7 @@ export type JudgeParams = z.infer<typeof judgeParamsSchema>;
 export type PrmParams = z.infer<typeof prmParamsSchema>;
 export type MergerParams = z.infer<typeof mergerParamsSchema>;
 export type BaseRateParams = z.infer<typeof baseRateParamsSchema>;
+export type SelfJudgeParams = z.infer<typeof selfJudgeParamsSchema>;
 /** Every parameter of one sandbox model. */
 export type SimModelParams = z.infer<typeof simModelParamsSchema>;
 
@@ -89,6 +115,7 @@ export const simModelOverridesSchema = z.strictObject({
   prm: prmParamsSchema.partial().optional(),
   processbench: judgeParamsSchema.partial().optional(),
   judge: baseRateParamsSchema.partial().optional(),
+  selfJudge: selfJudgeParamsSchema.partial().optional(),
 });
 /** Partial model parameters. */
 export type SimModelOverrides = z.infer<typeof simModelOverridesSchema>;
@@ -162,6 +189,18 @@ export const SIM_POLICY_PARAMS: SimModelParams = {
   prm: { ...weakJudge, style: 'prm-cot' },
   processbench: weakJudge,
   judge: { stepIncorrectRate: 0.15, outcomeYesRate: 0.6 },
+  // A weak self-judge: says Yes too readily, misses small errors, prefers whatever comes first.
+  selfJudge: {
+    acceptLogit: 0.6,
+    rejectBias: -0.6,
+    rejectSlope: 1.0,
+    pairBias: 0.3,
+    pairSlope: 1.0,
+    positionBias: 0.8,
+    resolveShift: 0,
+    chainBoost: 0.5,
+    difficultySpread: 1.0,
+  },
 };
 
 /** `sim-verifier`: a strong judge and a careful generator, like the paper's Qwen3-32B. */
@@ -176,6 +215,17 @@ export const SIM_VERIFIER_PARAMS: SimModelParams = {
   prm: { ...strongJudge, style: 'prm-cot' },
   processbench: strongJudge,
   judge: { stepIncorrectRate: 0.1, outcomeYesRate: 0.5 },
+  selfJudge: {
+    acceptLogit: 2.5,
+    rejectBias: 1.5,
+    rejectSlope: 2.0,
+    pairBias: 2.0,
+    pairSlope: 2.0,
+    positionBias: 0.1,
+    resolveShift: -1.0,
+    chainBoost: 1.0,
+    difficultySpread: 1.0,
+  },
 };
 
 /**

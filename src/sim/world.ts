@@ -18,6 +18,7 @@ import { writePolicyResponse } from './world/policy.js';
 import { writeProcessBenchResponse } from './world/processBenchRole.js';
 import { readGeneratorQuestion } from './world/promptReader.js';
 import { Sampler } from './world/sampling.js';
+import { writeSelfJudgeResponse } from './world/selfJudge.js';
 import { writeRewardModelResponse, writeVerifierResponse } from './world/verifierRole.js';
 
 /** Everything one choice of a completion depends on. */
@@ -58,6 +59,10 @@ export function respond(request: WorldRequest): { role: Role; content: string } 
     case 'orm':
     case 'prm': return { role, content: writeRewardModelResponse(role, messages, params, sampler, identity) };
     case 'processbench': return { role, content: writeProcessBenchResponse(messages, params, sampler, identity) };
+    case 'pointwise-judge':
+    case 'pairwise-judge':
+    case 'reflection':
+    case 'resolve': return { role, content: writeSelfJudgeResponse(role, messages, params, sampler) };
     case 'generator':
     case 'unknown': return { role, content: writePolicyResponse(readGeneratorQuestion(messages), params.policy, sampler) };
   }

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
+import { createCoEvolveActivities } from '../activities/co-evolve.js';
 import { createEvaluateActivities } from '../activities/evaluate.js';
 import { createLabelActivities } from '../activities/labels.js';
 import { createPipelineActivities } from '../activities/pipeline.js';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEvaluateActivities(deps),
     ...createTrainingActivities(deps),
     ...createRlActivities(deps),
+    ...createCoEvolveActivities(deps),
     ...createPipelineActivities(deps),
   };
 }

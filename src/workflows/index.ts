@@ -5,4 +5,6 @@ export { labelShard, labelShardProgress, shardProgressSignal } from './label-sha
 export { evaluatePrm, evaluatePrmProgress } from './evaluate-prm.js';
 export { trainPrm, trainPrmProgress } from './train-prm.js';
 export { rlTrain, rlTrainProgress, rlLatestCheckpoint, rlRecentMetrics, pauseSignal, resumeSignal, stopSignal, setHyperparametersUpdate } from './rl-train.js';
+export { coEvolve, coEvolveProgress } from './co-evolve.js';
 export { sparkPipeline, sparkPipelineProgress } from './spark-pipeline.js';
+export { evaluateJudging, evaluateSelfReflection } from './evaluate-co-evolution.js';

@@ -8,18 +8,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrainerClient, TrainerError } from '../../src/backends/trainer.js';
 import { generateProblems } from '../../src/domain/arith.js';
 import type { ChatMessage } from '../../src/domain/chat.js';
+import { buildPairwiseJudgeMessages, buildPointwiseJudgeMessages, readVerdict } from '../../src/domain/co-evolve-prompts.js';
 import { parsePolicyResponse, parseRewardModelOutput, renderPrmLabels } from '../../src/domain/formats.js';
 import { formatGate, groupAdvantages } from '../../src/domain/rewards.js';
 import { buildGeneratorMessages, buildPrmMessages } from '../../src/domain/prompts.js';
 import type { ObjectRef } from '../../src/domain/refs.js';
 import type { GrpoExample, Loss, SessionConfig } from '../../src/domain/trainer-protocol.js';
 import { objectStoreAdapterReader } from '../../src/sim/models.js';
-import { DEFAULT_SIM_MODELS } from '../../src/sim/params.js';
+import { adapterDocumentSchema, DEFAULT_SIM_MODELS } from '../../src/sim/params.js';
 import type { SimServer } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
 import type { TrainerServer } from '../../src/sim/trainer/server.js';
 import { startTrainerServer } from '../../src/sim/trainer/server.js';
-import { policyVector } from '../../src/sim/trainer/policy-fit.js';
+import { policyVector, selfJudgeVector } from '../../src/sim/trainer/policy-fit.js';
 import { readLog } from './httpHelpers.js';
 import { ask } from './worldHelpers.js';
 import { makeStore } from '../support/harness.js';
@@ -71,6 +72,20 @@ function grpoExamples(seed: number): string {
   });
   const foreign: GrpoExample = { prompt: buildGeneratorMessages('How many clips did Natalia sell in April and May?'), completion: '<step>48 + 24 = 72</step>\n<answer>\\boxed{72}</answer>', advantage: 1 };
   return [...lines, foreign].map((l) => JSON.stringify(l)).join('\n') + '\n';
+}
+
+/** Recycled judging items (co-evolving SPARK) answered by the base model, rewarded for the right verdict. */
+function judgingExamples(seed: number): string {
+  return generateProblems({ seed: `trainer-judging-${seed}`, count: 8 }).flatMap((p, i) => {
+    const wrong = String(p.answer + 7 + i);
+    const [prompt, label]: [ChatMessage[], string] = i % 2 === 0
+      ? [buildPointwiseJudgeMessages(p.question, i % 4 === 0 ? String(p.answer) : wrong, i), i % 4 === 0 ? 'Yes' : 'No']
+      : [buildPairwiseJudgeMessages(p.question, i % 4 === 1 ? String(p.answer) : wrong, i % 4 === 1 ? wrong : String(p.answer), i), i % 4 === 1 ? 'A' : 'B'];
+    const kind = i % 2 === 0 ? 'pointwise' : 'pairwise';
+    const group = Array.from({ length: 8 }, (_, k) => ask('sim-policy', prompt, { temperature: 1, seed, choiceIndex: k }));
+    const advantages = groupAdvantages(group.map((c) => ((kind === 'pointwise' ? readVerdict('pointwise', c) : readVerdict('pairwise', c)) === label ? 1 : 0)));
+    return group.map((completion, k): GrpoExample => ({ prompt, completion, advantage: advantages[k]! }));
+  }).map((l) => JSON.stringify(l)).join('\n') + '\n';
 }
 
 beforeAll(async () => {
@@ -287,6 +302,46 @@ describe('GRPO steps', () => {
     const state = await store.getJson<SavedState>(`${(await client.saveCheckpoint(resumed, { uri: ckpt(`${resumed}-2`) })).uri}/state.json`);
     expect(state.theta).toEqual(older.theta);
     expect(state.policy).not.toEqual(base);
+  });
+
+  it('train the self-judge on recycled judging items only, carry it in the adapter, and resume older checkpoints from the base', async () => {
+    interface JudgeState extends SavedState { selfJudge: number[]; selfJudgeOptimizer: { t: number } }
+    const baseJudge = selfJudgeVector(DEFAULT_SIM_MODELS['sim-policy']!.selfJudge);
+    const judging = await store.put(`${prefix}/grpo-batches/judging-${randomUUID().slice(0, 8)}.jsonl`, judgingExamples(0));
+    const id = sessionId();
+    await client.createSession({ sessionId: id, ...config });
+    const plain = await client.trainStep(id, { step: 0, batch: grpoBatches[0]!, loss: grpo });
+    expect(plain.metrics).not.toHaveProperty('selfJudgeDecisions');
+    const afterPlain = await store.getJson<JudgeState>(`${(await client.saveCheckpoint(id, { uri: ckpt(`${id}-1`) })).uri}/state.json`);
+    // Plain RLVR never moves the judge.
+    expect(afterPlain.selfJudge).toEqual(baseJudge);
+    expect(afterPlain.selfJudgeOptimizer.t).toBe(0);
+    const judged = await client.trainStep(id, { step: 1, batch: judging, loss: grpo });
+    expect(judged.metrics).toMatchObject({ examples: 64, skipped: 0, selfJudgeDecisions: 64 });
+    const saved = await client.saveCheckpoint(id, { uri: ckpt(`${id}-2`) });
+    const state = await store.getJson<JudgeState>(`${saved.uri}/state.json`);
+    // Judging items hold no policy decision: the policy stays where the plain step left it.
+    expect(state.policy).toEqual(afterPlain.policy);
+    expect(state.selfJudge).not.toEqual(baseJudge);
+    expect(state.selfJudgeOptimizer.t).toBe(1);
+    const adapter = adapterDocumentSchema.parse(await store.getJson(`${saved.uri}/adapter.json`));
+    expect(adapter.selfJudge?.acceptLogit).toBe(state.selfJudge[0]);
+    expect(adapter.selfJudge?.positionBias).toBe(state.selfJudge[5]);
+
+    // The same checkpoint as a trainer without the self-judge wrote it.
+    const { selfJudge: _j, selfJudgeOptimizer: _o, ...older } = state;
+    const { selfJudge: _a, ...olderAdapter } = await store.getJson<Record<string, unknown>>(`${saved.uri}/adapter.json`);
+    const objects = [];
+    for (const [name, body] of [['state.json', older], ['adapter.json', olderAdapter]] as const) {
+      const ref = await store.put(`${prefix}/checkpoints/${id}-2-old/${name}`, JSON.stringify(body));
+      objects.push({ name, sha256: ref.sha256, bytes: ref.bytes });
+    }
+    await store.put(`${prefix}/checkpoints/${id}-2-old/COMMITTED`, JSON.stringify({ ...(await store.getJson<Record<string, unknown>>(saved.markerUri)), objects }));
+    const resumed = sessionId();
+    await client.createSession({ sessionId: resumed, ...config, resumeFrom: ckpt(`${id}-2-old`) });
+    const again = await store.getJson<JudgeState>(`${(await client.saveCheckpoint(resumed, { uri: ckpt(`${resumed}-2`) })).uri}/state.json`);
+    expect(again.selfJudge).toEqual(baseJudge);
+    expect(again.policy).toEqual(state.policy);
   });
 
   it('publish a policy the model server serves: it solves more problems than its base', async () => {

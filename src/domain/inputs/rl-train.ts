@@ -12,13 +12,8 @@ const KEY_PREFIX = /^[^/].*[^/]$|^[^/]$/;
 const DEFAULT_OPTIMIZER = { name: 'adamw' as const, learningRate: 1e-6, betas: [0.9, 0.999] as [number, number], weightDecay: 0, warmupSteps: 0, maxGradNorm: 1 };
 const DEFAULT_ADAPTER = { kind: 'lora' as const, rank: 32, alpha: 64, targetModules: ['all-linear'] };
 
-/**
- * Input of `rlTrain` (SPARK stage 3): GRPO on a policy with a generative PRM (or a baseline) as
- * the reward, on a trainer server, rollouts from an inference server that serves each published
- * policy under its own name.
- */
-export const RlTrainInputSchema = z
-  .object({
+/** The fields of a GRPO run, shared by `rlTrain` and `coEvolve`. */
+export const grpoRunShape = {
     runName: RunNameSchema,
     policy: z.object({
       /** The model to train, as the trainer names it (sandbox: sim-policy). */
@@ -102,7 +97,28 @@ export const RlTrainInputSchema = z
     stepsPerRun: z.number().int().min(1).max(2000).default(400),
     /** Key prefix of every output; default `runs/<runName>/rl`. */
     outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
-  })
+};
+
+/** The checks of a GRPO run's settings that span several fields, naming the field at fault. */
+export function checkGrpoRun(v: Omit<z.output<z.ZodObject<typeof grpoRunShape>>, 'reward'>, ctx: z.RefinementCtx): void {
+  for (const [i, set] of v.evaluation.sets.entries()) {
+    if (!set.fields.answer) ctx.addIssue({ code: 'custom', path: ['evaluation', 'sets', i, 'fields', 'answer'], message: 'an evaluation set needs the field that holds the reference answer' });
+  }
+  if (v.evaluation.sets.length > 0 && v.evaluation.every % v.publishEvery !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['evaluation', 'every'], message: `must be a multiple of publishEvery (${v.publishEvery}): evaluations score the policy as served` });
+  }
+  if (v.evaluation.samples > 1 && v.evaluation.temperature === 0) {
+    ctx.addIssue({ code: 'custom', path: ['evaluation', 'samples'], message: 'more than one sample needs evaluation.temperature > 0 (greedy samples are all the same)' });
+  }
+}
+
+/**
+ * Input of `rlTrain` (SPARK stage 3): GRPO on a policy with a generative PRM (or a baseline) as
+ * the reward, on a trainer server, rollouts from an inference server that serves each published
+ * policy under its own name.
+ */
+export const RlTrainInputSchema = z
+  .object(grpoRunShape)
   .strict()
   .superRefine((v, ctx) => {
     const process = v.reward.formulation === 'process-outcome' || v.reward.formulation === 'step-augmented'
@@ -111,15 +127,7 @@ export const RlTrainInputSchema = z
     if (v.reward.formulation === 'verifiable' && !v.dataset.fields.answer) {
       ctx.addIssue({ code: 'custom', path: ['dataset', 'fields', 'answer'], message: 'the verifiable reward needs the field that holds the reference answer' });
     }
-    for (const [i, set] of v.evaluation.sets.entries()) {
-      if (!set.fields.answer) ctx.addIssue({ code: 'custom', path: ['evaluation', 'sets', i, 'fields', 'answer'], message: 'an evaluation set needs the field that holds the reference answer' });
-    }
-    if (v.evaluation.sets.length > 0 && v.evaluation.every % v.publishEvery !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['evaluation', 'every'], message: `must be a multiple of publishEvery (${v.publishEvery}): evaluations score the policy as served` });
-    }
-    if (v.evaluation.samples > 1 && v.evaluation.temperature === 0) {
-      ctx.addIssue({ code: 'custom', path: ['evaluation', 'samples'], message: 'more than one sample needs evaluation.temperature > 0 (greedy samples are all the same)' });
-    }
+    checkGrpoRun(v, ctx);
     if (v.reward.guards.minSteps > v.reward.guards.maxSteps) ctx.addIssue({ code: 'custom', path: ['reward', 'guards', 'minSteps'], message: 'must be at most maxSteps' });
   });
 export type RlTrainInput = z.input<typeof RlTrainInputSchema>;

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { CoEvolveInputSchema } from './co-evolve.js';
+import { EvaluateJudgingInputSchema, EvaluateSelfReflectionInputSchema } from './co-evolve-eval.js';
 import { EvaluatePrmInputSchema } from './evaluate-prm.js';
 import { SampleSolutionsInputSchema } from './sample-solutions.js';
 import { SparkPipelineInputSchema } from './spark-pipeline.js';
@@ -14,6 +16,9 @@ export const workflowInputSchemas = {
   trainPrm: TrainPrmInputSchema,
   rlTrain: RlTrainInputSchema,
   sparkPipeline: SparkPipelineInputSchema,
+  coEvolve: CoEvolveInputSchema,
+  evaluateSelfReflection: EvaluateSelfReflectionInputSchema,
+  evaluateJudging: EvaluateJudgingInputSchema,
 } as const;
 
 /** JSON Schema of a workflow's input as people write it by hand (defaults optional). */

@@ -9,6 +9,12 @@
  * with the world's arithmetic, so the log-probability of a response under any parameters is known
  * and its gradient is exact.
  *
+ * The same model also judges answers (co-evolving SPARK, src/sim/world/selfJudge.ts): a judging
+ * completion holds one decision whose log-odds are linear in the self-judge parameters, and a
+ * reflection that rejects, like a re-solve, goes on with a policy response whose error decisions
+ * have log-odds errorLogit + resolveShift. So in general a decision's logit is linear in the
+ * combined vector [policy ; selfJudge], and the gradient follows by the chain rule.
+ *
  * Each decision sits at a character of the completion (where the text reveals it), so it takes the
  * advantage of the span holding that character, as a token would. The loss per response is
  * −Σ A·log π(decision) + β·KL(π‖π_ref) − c·H(π) over its decisions, averaged over the batch.
@@ -17,13 +23,21 @@
 import type { ArithChain } from '../../domain/arith.js';
 import { applyOp, parseArithQuestion, parseEquations, sameValue, statedNumbers } from '../../domain/arith.js';
 import type { ChatMessage } from '../../domain/chat.js';
+import { readVerdict } from '../../domain/co-evolve-prompts.js';
 import { parsePolicyResponse } from '../../domain/formats.js';
-import type { GrpoExample } from '../../domain/trainer-protocol.js';
-import type { PolicyParams } from '../params.js';
+import { detectRole } from '../../domain/prompts.js';
+import type { GrpoExample, Optimizer } from '../../domain/trainer-protocol.js';
+import type { PolicyParams, SelfJudgeParams } from '../params.js';
+import { SIM_POLICY_PARAMS } from '../params.js';
 import { MAX_FILLERS_PER_STEP } from '../world/policy.js';
 import { readGeneratorQuestion } from '../world/promptReader.js';
 import { sigmoid } from '../world/sampling.js';
-import type { ParameterSpace } from './prm-fit.js';
+import type { JudgingLogit, JudgingRole, JudgingVerdict, SelfJudgeFixedParams, SelfJudgeRole, SelfJudgeTrainedParameter } from '../world/selfJudge.js';
+import {
+  judgingDecisionOf, readSelfJudgePrompt, REFLECTION_ACCEPT, REFLECTION_REJECT, SELF_JUDGE_TRAINED_NAMES,
+} from '../world/selfJudge.js';
+import type { OptimizerState, ParameterSpace } from './prm-fit.js';
+import { optimizerStep, scheduledLearningRate } from './prm-fit.js';
 
 /** The trained policy logits, in this order. */
 export const POLICY_VECTOR_NAMES = [
@@ -66,6 +80,35 @@ export function policyOverridesOf(v: PolicyVector): Pick<PolicyParams, 'errorLog
     formatViolationLogit: v[7],
   };
 }
+
+/** The trained self-judge parameters, in SELF_JUDGE_TRAINED_NAMES order. */
+export type SelfJudgeVector = [number, number, number, number, number, number, number];
+export const SELF_JUDGE_VECTOR_NAMES = SELF_JUDGE_TRAINED_NAMES;
+
+/** The self-judge's optimiser space: the policy's learning-rate scale, every parameter within the schema's ±50. */
+export const SELF_JUDGE_SPACE: ParameterSpace = {
+  learningRateScale: GRPO_LEARNING_RATE_SCALE,
+  bounds: SELF_JUDGE_VECTOR_NAMES.map(() => [-50, 50] as const),
+};
+
+export function selfJudgeVector(p: Pick<SelfJudgeParams, SelfJudgeTrainedParameter>): SelfJudgeVector {
+  return SELF_JUDGE_VECTOR_NAMES.map((name) => p[name]) as SelfJudgeVector;
+}
+
+/** The self-judge parameters a vector stands for: the `selfJudge` overrides of an adapter. */
+export function selfJudgeOverridesOf(v: SelfJudgeVector): Pick<SelfJudgeParams, SelfJudgeTrainedParameter> {
+  return Object.fromEntries(SELF_JUDGE_VECTOR_NAMES.map((name, i) => [name, v[i]!])) as Pick<SelfJudgeParams, SelfJudgeTrainedParameter>;
+}
+
+/** Where the self-judge parameters start in the combined vector [policy ; selfJudge] the GRPO loss works on. */
+export const SELF_JUDGE_OFFSET = POLICY_VECTOR_NAMES.length;
+
+/** The combined vector [policy ; selfJudge]. */
+export function combinedVector(policy: PolicyVector, selfJudge: SelfJudgeVector): number[] {
+  return [...policy, ...selfJudge];
+}
+
+const SELF_JUDGE_INDEX = Object.fromEntries(SELF_JUDGE_VECTOR_NAMES.map((name, i) => [name, SELF_JUDGE_OFFSET + i])) as Record<SelfJudgeTrainedParameter, number>;
 
 /** One decision the policy made: which logit, what came out, and the completion character that shows it. */
 export interface Decision {
@@ -119,6 +162,11 @@ function resultOffsets(step: StepSpan, count: number): number[] {
 export function readDecisions(prompt: readonly ChatMessage[], completion: string): { decisions: Decision[] } | UnreadableResponse {
   const chain: ArithChain | null = parseArithQuestion(readGeneratorQuestion(prompt));
   if (!chain) return { reason: 'unreadable-prompt', detail: 'the prompt states no arithmetic chain' };
+  return readPolicyDecisions(chain, completion);
+}
+
+/** The decisions of a policy response solving `chain` (a whole completion, or the solution part of one); `at` counts from its start. */
+export function readPolicyDecisions(chain: ArithChain, completion: string): { decisions: Decision[] } | UnreadableResponse {
   const parsed = parsePolicyResponse(completion);
   const spans = stepSpans(completion);
   if (spans.length === 0 || spans.length !== parsed.steps.length || spans.some((s, i) => s.text.trim() !== parsed.steps[i])) {
@@ -185,15 +233,42 @@ export function advantageAt(example: Pick<GrpoExample, 'advantage' | 'stepAdvant
   return example.stepAdvantages?.find((s) => at < s.end)?.advantage ?? example.advantage;
 }
 
-/** One response as the GRPO loss sees it: each decision with its logit index and advantage. */
+/** A decision's log-odds as a linear function of the combined vector: offset + Σ coef·θ[index]. */
+export interface LinearLogit {
+  offset: number;
+  terms: readonly { index: number; coef: number }[];
+}
+
+/** One decision as the loss sees it: on one logit of the vector (`index`), or on a linear logit. */
+export type ObservedDecision = { outcome: boolean; advantage: number } & ({ index: number } | LinearLogit);
+
+/** One response as the GRPO loss sees it: each decision with its logit and advantage. */
 export interface PolicyObservation {
-  decisions: { index: number; outcome: boolean; advantage: number }[];
+  decisions: ObservedDecision[];
   /** The response's own advantage (for the batch's mean). */
   advantage: number;
 }
 
-/** Reads one GRPO example into what the loss needs. */
-export function observePolicy(example: GrpoExample): { observation: PolicyObservation } | UnreadableResponse {
+/** The fixed self-judge traits of sim-policy, for callers that read only generator responses. */
+const DEFAULT_SELF_JUDGE_FIXED: SelfJudgeFixedParams = SIM_POLICY_PARAMS.selfJudge;
+
+/**
+ * Reads one GRPO example into what the loss needs, by the role its prompt asks for: a generator
+ * response, or a co-evolution completion (judging, reflection, re-solve). `selfJudgeFixed` are the
+ * base model's fixed self-judge traits, which set the judging decisions' offsets.
+ */
+export function observePolicy(example: GrpoExample, selfJudgeFixed: SelfJudgeFixedParams = DEFAULT_SELF_JUDGE_FIXED): { observation: PolicyObservation } | UnreadableResponse {
+  const role = detectRole(example.prompt);
+  if (role === 'pointwise-judge' || role === 'pairwise-judge' || role === 'reflection' || role === 'resolve') {
+    const read = readSelfJudgeDecisions(role, example.prompt, example.completion, selfJudgeFixed);
+    if ('reason' in read) return read;
+    return {
+      observation: {
+        advantage: example.advantage,
+        decisions: read.decisions.map(({ at, ...d }) => ({ ...d, advantage: advantageAt(example, at) })),
+      },
+    };
+  }
   const read = readDecisions(example.prompt, example.completion);
   if ('reason' in read) return read;
   return {
@@ -204,6 +279,64 @@ export function observePolicy(example: GrpoExample): { observation: PolicyObserv
   };
 }
 
+/** A decision of a co-evolution completion: its linear logit in the combined vector, its outcome, and where the text shows it. */
+export type SelfJudgeDecision = LinearLogit & { outcome: boolean; at: number };
+
+/** A judging logit in the combined vector's indices, terms in vector order. */
+function linearJudgingLogit(logit: JudgingLogit): LinearLogit {
+  const terms = SELF_JUDGE_VECTOR_NAMES
+    .filter((name) => logit.terms[name] !== undefined)
+    .map((name) => ({ index: SELF_JUDGE_INDEX[name], coef: logit.terms[name]! }));
+  return { offset: logit.offset, terms };
+}
+
+/** The verdict a judging completion states, where it shows it, and where a corrected solution starts (reflection). */
+function readJudgingVerdict(role: JudgingRole, completion: string): { verdict: JudgingVerdict; at: number; solutionFrom: number | null } | null {
+  if (role === 'reflection') {
+    if (completion.startsWith(REFLECTION_REJECT)) return { verdict: 'reject', at: 0, solutionFrom: REFLECTION_REJECT.length };
+    const echoed = /^<answer>\\boxed\{[^\n]*\}<\/answer>$/.test(completion.slice(REFLECTION_ACCEPT.length));
+    return completion.startsWith(REFLECTION_ACCEPT) && echoed ? { verdict: 'accept', at: 0, solutionFrom: null } : null;
+  }
+  const verdict = role === 'pointwise-judge' ? readVerdict('pointwise', completion) : readVerdict('pairwise', completion);
+  return verdict ? { verdict, at: Math.max(0, completion.lastIndexOf('\\boxed{')), solutionFrom: null } : null;
+}
+
+/**
+ * Every decision of a co-evolution completion: the judging decision (none for a re-solve), then
+ * the policy decisions of a re-solve or a reflection's corrected solution, whose error decisions
+ * have log-odds errorLogit + resolveShift.
+ */
+export function readSelfJudgeDecisions(
+  role: SelfJudgeRole,
+  prompt: readonly ChatMessage[],
+  completion: string,
+  selfJudgeFixed: SelfJudgeFixedParams,
+): { decisions: SelfJudgeDecision[] } | UnreadableResponse {
+  const read = readSelfJudgePrompt(role, prompt);
+  const chain = parseArithQuestion(read.question);
+  if (!chain) return { reason: 'unreadable-prompt', detail: 'the prompt states no arithmetic chain' };
+  const decisions: SelfJudgeDecision[] = [];
+  let solutionFrom: number | null = 0;
+  if (role !== 'resolve') {
+    const decision = judgingDecisionOf(role, read, selfJudgeFixed);
+    const verdict = readJudgingVerdict(role, completion);
+    if (!decision) return { reason: 'unreadable-prompt', detail: 'the prompt states no arithmetic chain' };
+    if (!verdict) return { reason: 'unreadable-completion', detail: `no ${role} verdict in the format the sandbox model writes` };
+    decisions.push({ ...linearJudgingLogit(decision.logit), outcome: verdict.verdict === decision.whenTrue, at: verdict.at });
+    solutionFrom = verdict.solutionFrom;
+  }
+  if (solutionFrom === null) return { decisions };
+  const solution = readPolicyDecisions(chain, completion.slice(solutionFrom));
+  if ('reason' in solution) return solution;
+  for (const d of solution.decisions) {
+    const terms = [{ index: INDEX[d.parameter], coef: 1 }];
+    // Re-solving after a No is as careful as resolveShift makes it, on every operation.
+    if (d.parameter.endsWith('ErrorLogit')) terms.push({ index: SELF_JUDGE_INDEX.resolveShift, coef: 1 });
+    decisions.push({ offset: 0, terms, outcome: d.outcome, at: solutionFrom + d.at });
+  }
+  return { decisions };
+}
+
 /** The GRPO loss settings the sandbox uses (clipRatio has no effect on-policy). */
 export interface GrpoSettings {
   klCoefficient: number;
@@ -212,9 +345,9 @@ export interface GrpoSettings {
 }
 
 /** What one GRPO forward-backward gives. */
-export interface GrpoResult {
+export interface GrpoResult<V extends number[] = PolicyVector> {
   loss: number;
-  grad: PolicyVector;
+  grad: V;
   /** The named estimator's KL to the reference, averaged over decisions. */
   kl: number;
   /** The policy's entropy per decision, averaged over decisions. */
@@ -235,14 +368,24 @@ function estimateKl(estimator: GrpoSettings['klEstimator'], logRatio: number): n
   return Math.min(10, Math.max(-10, Math.exp(-logRatio) - 1 + logRatio));
 }
 
+/** A decision's log-odds under `theta`. */
+function decisionLogit(theta: readonly number[], d: ObservedDecision): number {
+  if ('index' in d) return theta[d.index]!;
+  let z = d.offset;
+  for (const t of d.terms) z += t.coef * theta[t.index]!;
+  return z;
+}
+
 /**
- * The GRPO loss of a batch and its exact gradient in the policy logits. Per decision with logit ℓ,
- * outcome o and advantage A: −A·log π(o) (gradient −A·(o − σ(ℓ))), plus β times the exact
- * Bernoulli KL to the reference logit ℓ_ref (gradient σ(ℓ)(1 − σ(ℓ))(ℓ − ℓ_ref), whichever
- * estimator is reported), minus c times the entropy (gradient c·σ(ℓ)(1 − σ(ℓ))·ℓ).
+ * The GRPO loss of a batch and its exact gradient in the vector `theta` (the policy logits, or the
+ * combined [policy ; selfJudge]). Per decision with logit z, outcome o and advantage A: −A·log π(o)
+ * (dz: −A·(o − σ(z))), plus β times the exact Bernoulli KL to the reference logit z_ref (the same
+ * decision under `reference`; dz: σ(z)(1 − σ(z))(z − z_ref), whichever estimator is reported),
+ * minus c times the entropy (dz: c·σ(z)(1 − σ(z))·z); a linear logit passes dz on to each of its
+ * parameters times its coefficient.
  */
-export function grpoLoss(theta: PolicyVector, reference: PolicyVector, observations: readonly PolicyObservation[], settings: GrpoSettings): GrpoResult {
-  const grad = [0, 0, 0, 0, 0, 0, 0, 0];
+export function grpoLoss<V extends number[] = PolicyVector>(theta: V, reference: V, observations: readonly PolicyObservation[], settings: GrpoSettings): GrpoResult<V> {
+  const grad = theta.map(() => 0);
   let loss = 0;
   let klSum = 0;
   let entropySum = 0;
@@ -251,8 +394,8 @@ export function grpoLoss(theta: PolicyVector, reference: PolicyVector, observati
   for (const obs of observations) {
     advantageSum += obs.advantage;
     for (const d of obs.decisions) {
-      const x = theta[d.index]!;
-      const ref = reference[d.index]!;
+      const x = decisionLogit(theta, d);
+      const ref = decisionLogit(reference, d);
       const p = sigmoid(x);
       const logP = d.outcome ? logSigmoid(x) : logSigmoid(-x);
       const logRef = d.outcome ? logSigmoid(ref) : logSigmoid(-ref);
@@ -260,7 +403,9 @@ export function grpoLoss(theta: PolicyVector, reference: PolicyVector, observati
       const entropy = -(p * logSigmoid(x) + (1 - p) * logSigmoid(-x));
       const spread = p * (1 - p);
       loss += -d.advantage * logP + settings.klCoefficient * exactKl - settings.entropyCoefficient * entropy;
-      grad[d.index]! += -d.advantage * ((d.outcome ? 1 : 0) - p) + settings.klCoefficient * spread * (x - ref) + settings.entropyCoefficient * spread * x;
+      const dz = -d.advantage * ((d.outcome ? 1 : 0) - p) + settings.klCoefficient * spread * (x - ref) + settings.entropyCoefficient * spread * x;
+      if ('index' in d) grad[d.index]! += dz;
+      else for (const t of d.terms) grad[t.index]! += t.coef * dz;
       klSum += estimateKl(settings.klEstimator, logP - logRef);
       entropySum += entropy;
       decisions++;
@@ -270,10 +415,83 @@ export function grpoLoss(theta: PolicyVector, reference: PolicyVector, observati
   const perDecision = Math.max(1, decisions);
   return {
     loss: loss / n,
-    grad: grad.map((g) => g / n) as PolicyVector,
+    grad: grad.map((g) => g / n) as V,
     kl: klSum / perDecision,
     entropy: entropySum / perDecision,
     decisions,
     meanAdvantage: advantageSum / n,
+  };
+}
+
+/** What GRPO trains: the policy and the self-judge, each with its own optimiser state. */
+export interface GrpoParameters {
+  policy: PolicyVector;
+  policyOptimizer: OptimizerState<PolicyVector>;
+  selfJudge: SelfJudgeVector;
+  selfJudgeOptimizer: OptimizerState<SelfJudgeVector>;
+}
+
+/** One GRPO update and what it reports. */
+export interface GrpoUpdate {
+  next: GrpoParameters;
+  result: GrpoResult<number[]>;
+  /** The policy's learning rate when it stepped, else the self-judge's. */
+  learningRate: number;
+  /** The gradient norm of what stepped (both groups together when both did). */
+  gradNorm: number;
+  /** Decisions on self-judge parameters and their gradient norm; null when the self-judge did not step. */
+  selfJudge: { decisions: number; gradNorm: number } | null;
+}
+
+/**
+ * One GRPO update of the policy and the self-judge on a batch's observations, each anchored at the
+ * base model (KL reference and weight decay). A group steps only when some decision touches it:
+ * Adam's momentum would move it on a zero gradient, so plain RLVR batches leave the self-judge
+ * (and its optimiser state) exactly as it was, and a batch of judging items leaves the policy.
+ */
+export function grpoUpdate(
+  current: GrpoParameters,
+  anchors: { policy: PolicyVector; selfJudge: SelfJudgeVector },
+  observations: readonly PolicyObservation[],
+  settings: GrpoSettings,
+  optimizer: Optimizer,
+  learningRate?: number,
+): GrpoUpdate {
+  const result = grpoLoss(combinedVector(current.policy, current.selfJudge), combinedVector(anchors.policy, anchors.selfJudge), observations, settings);
+  const indices = (d: ObservedDecision) => ('index' in d ? [d.index] : d.terms.map((t) => t.index));
+  const all = observations.flatMap((o) => o.decisions);
+  const touchesPolicy = all.some((d) => indices(d).some((i) => i < SELF_JUDGE_OFFSET));
+  const judgeDecisions = all.filter((d) => indices(d).some((i) => i >= SELF_JUDGE_OFFSET)).length;
+  const next: GrpoParameters = {
+    policy: current.policy, policyOptimizer: current.policyOptimizer, selfJudge: current.selfJudge, selfJudgeOptimizer: current.selfJudgeOptimizer,
+  };
+  const norms: number[] = [];
+  let rate: number | null = null;
+  if (touchesPolicy) {
+    const lr = learningRate ?? scheduledLearningRate(optimizer, current.policyOptimizer.t);
+    const grad = result.grad.slice(0, SELF_JUDGE_OFFSET) as PolicyVector;
+    const update = optimizerStep(current.policy, anchors.policy, grad, current.policyOptimizer, optimizer, lr, POLICY_SPACE);
+    next.policy = update.theta;
+    next.policyOptimizer = update.state;
+    norms.push(update.gradNorm);
+    rate = lr;
+  }
+  let selfJudge: GrpoUpdate['selfJudge'] = null;
+  if (judgeDecisions > 0) {
+    const lr = learningRate ?? scheduledLearningRate(optimizer, current.selfJudgeOptimizer.t);
+    const grad = result.grad.slice(SELF_JUDGE_OFFSET) as SelfJudgeVector;
+    const update = optimizerStep(current.selfJudge, anchors.selfJudge, grad, current.selfJudgeOptimizer, optimizer, lr, SELF_JUDGE_SPACE);
+    next.selfJudge = update.theta;
+    next.selfJudgeOptimizer = update.state;
+    norms.push(update.gradNorm);
+    rate ??= lr;
+    selfJudge = { decisions: judgeDecisions, gradNorm: update.gradNorm };
+  }
+  return {
+    next,
+    result,
+    learningRate: rate ?? learningRate ?? scheduledLearningRate(optimizer, current.policyOptimizer.t),
+    gradNorm: norms.length === 1 ? norms[0]! : Math.hypot(...norms),
+    selfJudge,
   };
 }

@@ -6,9 +6,12 @@
  * SFT fits the reward model's judgement parameters to the labels (./prm-fit.ts); GRPO is a policy
  * gradient on the policy's decision logits with the advantages in the batch (./policy-fit.ts). Each
  * parameter set has its own optimiser state, so one session may take both kinds of step.
+ * GRPO batches may also hold the co-evolving SPARK's recycled items (judging, reflection, re-solve),
+ * which train the model's self-judge (`selfJudge`, own optimiser state) and, through corrected
+ * solutions, its policy.
  * Checkpoints are `state.json` (parameters, optimiser moments, the applied-step log) and
- * `adapter.json` (the LoRA document the sandbox model server loads: `prm` and `policy`
- * overrides), then the COMMITTED marker; publish calls the model server's
+ * `adapter.json` (the LoRA document the sandbox model server loads: `prm`, `policy` and
+ * `selfJudge` overrides), then the COMMITTED marker; publish calls the model server's
  * `/v1/load_lora_adapter` with the checkpoint URI, as with vLLM.
  */
 import { appendFileSync } from 'node:fs';
@@ -28,8 +31,11 @@ import {
 import { listen, readBody } from '../http.js';
 import type { AdapterDocument, SimModelParams } from '../params.js';
 import { DEFAULT_SIM_MODELS } from '../params.js';
-import type { PolicyObservation, PolicyVector } from './policy-fit.js';
-import { grpoLoss, observePolicy, POLICY_SPACE, POLICY_VECTOR_NAMES, policyOverridesOf, policyVector } from './policy-fit.js';
+import type { SelfJudgeFixedParams } from '../world/selfJudge.js';
+import type { PolicyObservation, PolicyVector, SelfJudgeVector } from './policy-fit.js';
+import {
+  grpoUpdate, observePolicy, POLICY_VECTOR_NAMES, policyOverridesOf, policyVector, SELF_JUDGE_VECTOR_NAMES, selfJudgeOverridesOf, selfJudgeVector,
+} from './policy-fit.js';
 import type { JudgeVector, Observation, OptimizerState } from './prm-fit.js';
 import {
   batchGradient, judgeParamsOf, judgeVector, observe, optimizerStep, scheduledLearningRate, ZERO_OPTIMIZER_STATE, zeroOptimizerState,
@@ -60,6 +66,9 @@ interface TrainerState {
   /** The policy's decision logits (GRPO), with their own optimiser state. */
   policy: PolicyVector;
   policyOptimizer: OptimizerState<PolicyVector>;
+  /** The self-judge's trained parameters (GRPO on recycled items), with their own optimiser state. */
+  selfJudge: SelfJudgeVector;
+  selfJudgeOptimizer: OptimizerState<SelfJudgeVector>;
   log: AppliedStep[];
 }
 
@@ -69,7 +78,9 @@ interface Session {
   status: SessionState['status'];
   state: TrainerState;
   /** The base model's parameters: where training starts, where weight decay pulls, and GRPO's KL reference. */
-  anchors: { prm: JudgeVector; policy: PolicyVector };
+  anchors: { prm: JudgeVector; policy: PolicyVector; selfJudge: SelfJudgeVector };
+  /** The base model's fixed self-judge traits, which the judging decisions' log-odds include. */
+  selfJudgeFixed: SelfJudgeFixedParams;
   lastCheckpoint: CheckpointInfo | null;
   /** Operations on one session run one at a time, in arrival order. */
   queue: Promise<unknown>;
@@ -143,9 +154,14 @@ function stateOf(session: Session): SessionState {
   };
 }
 
-/** The adapter document a checkpoint carries: the fitted PRM and policy over the base model. */
+/** The adapter document a checkpoint carries: the fitted PRM, policy and self-judge over the base model. */
 function adapterDocument(state: TrainerState): AdapterDocument {
-  return { base: state.baseModel, prm: { ...judgeParamsOf(state.theta), style: state.style }, policy: policyOverridesOf(state.policy) };
+  return {
+    base: state.baseModel,
+    prm: { ...judgeParamsOf(state.theta), style: state.style },
+    policy: policyOverridesOf(state.policy),
+    selfJudge: selfJudgeOverridesOf(state.selfJudge),
+  };
 }
 
 /** The state of a session that has taken no step yet. */
@@ -158,11 +174,13 @@ function initialState(baseModel: string, base: SimModelParams): TrainerState {
     optimizer: ZERO_OPTIMIZER_STATE,
     policy: policyVector(base.policy),
     policyOptimizer: zeroOptimizerState<PolicyVector>(POLICY_VECTOR_NAMES.length),
+    selfJudge: selfJudgeVector(base.selfJudge),
+    selfJudgeOptimizer: zeroOptimizerState<SelfJudgeVector>(SELF_JUDGE_VECTOR_NAMES.length),
     log: [],
   };
 }
 
-/** A checkpoint's state; those saved before GRPO existed hold no policy, which is then the base model's, untrained. */
+/** A checkpoint's state; a part it was saved without (the GRPO policy, the self-judge: older trainers) is the base model's, untrained. */
 function restoredState(saved: Partial<TrainerState>, base: SimModelParams): TrainerState {
   const fresh = initialState(saved.baseModel ?? '', base);
   return { ...fresh, ...saved };
@@ -235,7 +253,8 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
       lastCheckpoint = { uri: config.resumeFrom, step: loaded.marker.step, markerUri: `${config.resumeFrom}/${CHECKPOINT_MARKER_NAME}` };
     }
     const id = requestedId ?? `session-${process.pid}-${++generated}`;
-    const session: Session = { id, config, status: 'ready', state, anchors: { prm: judgeVector(base.prm), policy: policyVector(base.policy) }, lastCheckpoint, queue: Promise.resolve() };
+    const anchors = { prm: judgeVector(base.prm), policy: policyVector(base.policy), selfJudge: selfJudgeVector(base.selfJudge) };
+    const session: Session = { id, config, status: 'ready', state, anchors, selfJudgeFixed: base.selfJudge, lastCheckpoint, queue: Promise.resolve() };
     sessions.set(id, session);
     event({ event: 'session', session: id, resumeFrom: config.resumeFrom ?? null, lastAppliedStep: state.log.at(-1)?.step ?? null });
     return { status: 201, body: { protocolVersion: TRAINER_PROTOCOL_VERSION, created: true, session: stateOf(session) } };
@@ -310,7 +329,7 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     return { metrics, state: { ...state, theta: update.theta, optimizer: update.state, style } };
   }
 
-  /** One GRPO step on the policy's decision logits, with the base model as the KL reference. */
+  /** One GRPO step on the policy's decision logits and the self-judge's, with the base model as the KL reference. */
   function grpoStep(session: Session, req: TrainStepRequest, loss: Extract<Loss, { kind: 'grpo' }>, lines: { line: number; value: unknown }[]) {
     const observations: PolicyObservation[] = [];
     let skipped = 0;
@@ -318,25 +337,24 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
     for (const { line, value } of lines) {
       const example = parseExample(GrpoExampleSchema, value, line);
       tokens += Math.ceil(example.completion.length / 4);
-      const seen = observePolicy(example);
+      const seen = observePolicy(example, session.selfJudgeFixed);
       if ('reason' in seen) {
         skipped++;
         continue;
       }
       observations.push(seen.observation);
     }
-    if (observations.length === 0) throw new TrainerProtocolError('invalid-request', `batch: none of its ${skipped} examples is a sandbox policy response to an arithmetic question`);
+    if (observations.length === 0) throw new TrainerProtocolError('invalid-request', `batch: none of its ${skipped} examples is a sandbox policy, judging or reflection response to an arithmetic question`);
 
     const state = session.state;
-    const learningRate = req.learningRate ?? scheduledLearningRate(session.config.optimizer, state.policyOptimizer.t);
-    const result = grpoLoss(state.policy, session.anchors.policy, observations, grpoSettings(loss));
-    const update = optimizerStep(state.policy, session.anchors.policy, result.grad, state.policyOptimizer, session.config.optimizer, learningRate, POLICY_SPACE);
-    const metrics = {
+    const update = grpoUpdate(state, session.anchors, observations, grpoSettings(loss), session.config.optimizer, req.learningRate);
+    const { result } = update;
+    const metrics: Record<string, number> = {
       loss: result.loss,
       examples: observations.length,
       skipped,
       tokens,
-      learningRate,
+      learningRate: update.learningRate,
       gradNorm: update.gradNorm,
       kl: result.kl,
       entropy: result.entropy,
@@ -344,8 +362,10 @@ export async function startTrainerServer(options: TrainerServerOptions): Promise
       clipFraction: 0,
       meanAdvantage: result.meanAdvantage,
       decisions: result.decisions,
+      // Only batches that train the self-judge report it, so plain RLVR metrics stay as they were.
+      ...(update.selfJudge ? { selfJudgeDecisions: update.selfJudge.decisions, selfJudgeGradNorm: update.selfJudge.gradNorm } : {}),
     };
-    return { metrics, state: { ...state, policy: update.theta, policyOptimizer: update.state } };
+    return { metrics, state: { ...state, ...update.next } };
   }
 
   async function saveCheckpoint(session: Session, body: unknown) {

@@ -1,0 +1,262 @@
+/**
+ * Activities of the co-evolving SPARK: the extra GRPO step on a batch of recycled items, and the
+ * two evaluations (test-time self-reflection, judging accuracy on held-out items). Every model
+ * call goes through the sample store, so a retry or a re-run pays for nothing twice.
+ */
+import { setMaxListeners } from 'node:events';
+import { Context } from '@temporalio/activity';
+import type { SamplingParams } from '../domain/chat.js';
+import type { RecycledItem, ReflectionRound, RolloutGroup } from '../domain/co-evolve.js';
+import { recycleBatch, shouldReflectAgain } from '../domain/co-evolve.js';
+import { buildPointwiseJudgeMessages, buildResolveMessages, readVerdict, recycledItemMessages } from '../domain/co-evolve-prompts.js';
+import type { SelfReflectionTally } from '../domain/co-evolve-rewards.js';
+import { recycledReward, tallySelfReflection } from '../domain/co-evolve-rewards.js';
+import type { InferenceEndpoint } from '../domain/endpoints.js';
+import type { CoEvolveEvalSet } from '../domain/inputs/co-evolve-eval.js';
+import type { RlTrainConfig } from '../domain/inputs/rl-train.js';
+import { answersEquivalent } from '../domain/math-answer.js';
+import { buildGeneratorMessages } from '../domain/prompts.js';
+import { hashParts, rngFrom } from '../domain/random.js';
+import type { ObjectRef } from '../domain/refs.js';
+import { joinKey } from '../domain/refs.js';
+import { formatGate, groupAdvantages } from '../domain/rewards.js';
+import type { CachePart, RecycledKind, RolloutSummary } from '../domain/rl.js';
+import { mean, std, stepName } from '../domain/rl.js';
+import type { GrpoExample } from '../domain/trainer-protocol.js';
+import { sampleWithRetry } from './chat-cache.js';
+import { readProblems } from './datasets.js';
+import type { ActivityDeps } from './deps.js';
+import { DatasetError, mapFailures } from './failures.js';
+import { withHeartbeat } from './heartbeat.js';
+import type { RlRolloutsResult } from './rl.js';
+import { readLines, referenceAnswer, storeGrpoBatch } from './rl.js';
+
+/** A sampling seed per purpose, so each call is its own stored request. */
+const seedOf = (...parts: (string | number)[]): number => Number.parseInt(hashParts(...parts).slice(0, 8), 16);
+
+function cancellation(): AbortSignal {
+  const signal = Context.current().cancellationSignal;
+  // Every concurrent request listens to the activity's cancellation.
+  setMaxListeners(0, signal);
+  return signal;
+}
+
+/** Rows of an evaluation set, with the reference answer read out of each. */
+interface EvalRow {
+  id: string;
+  question: string;
+  reference: string;
+}
+
+export interface JudgingBenchmarkResult {
+  items: ObjectRef;
+  counts: Record<'pointwise' | 'pairwise', number>;
+  callsMade: number;
+}
+
+export interface JudgingReport {
+  judgeModel: string;
+  items: number;
+  /** Share of right verdicts per item type, and for pointwise per label (a judge that always says Yes gets 1 and 0). */
+  pointwise: { items: number; accuracy: number; yesItems: number; accuracyOnYes: number; accuracyOnNo: number };
+  pairwise: { items: number; accuracy: number; /** How often the judge answered A (0.5 for a judge without position bias). */ choseA: number };
+  callsMade: number;
+}
+
+export interface SelfReflectionReport extends SelfReflectionTally {
+  model: string;
+  rows: number;
+  samples: number;
+  maxRounds: number;
+  callsMade: number;
+}
+
+export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
+  const readRows = async (set: CoEvolveEvalSet): Promise<EvalRow[]> => {
+    const { problems } = await readProblems(store, set.uri, set);
+    if (problems.length === 0) throw new DatasetError(`${set.uri}: no problems at offset ${set.offset}`);
+    return problems.map((p) => {
+      const reference = referenceAnswer(p.reference);
+      if (reference === null) throw new DatasetError(`${set.uri}: row ${p.id} has no reference answer in field '${set.fields.answer ?? ''}'`);
+      return { id: p.id, question: p.question, reference };
+    });
+  };
+
+  return {
+    /**
+     * The extra GRPO step of co-evolution: the batch of recycled items `parts` names, `groupSize`
+     * rollouts each from the served policy, each scored 1 when it gives the item's label, with group
+     * z-score advantages. Writes the trainer step's batch and request like `rlRollouts`.
+     */
+    async recycledRollouts(input: { config: RlTrainConfig; outputPrefix: string; step: number; parts: CachePart[]; servedModel: string; learningRate: number; klCoefficient: number }): Promise<RlRolloutsResult> {
+      return mapFailures(async () => {
+        const { config, step } = input;
+        const signal = cancellation();
+        const items: RecycledItem[] = [];
+        for (const part of input.parts) {
+          const ref = { uri: store.uri(joinKey(input.outputPrefix, 'recycled', `${stepName(part.rlStep)}.jsonl`)) };
+          const all = await readLines<RecycledItem>(store, ref);
+          if (all.length < part.to) throw new DatasetError(`${ref.uri} holds ${all.length} recycled items, the cache expects ${part.to}`);
+          items.push(...all.slice(part.from, part.to));
+        }
+        const policy = inference(config.policy.endpoint, { maxInFlight: config.policy.maxInFlight });
+        let callsMade = 0;
+        let samplesReused = 0;
+        let done = 0;
+        const groups = await withHeartbeat(() => Promise.all(items.map(async (item, k) => {
+          const messages = recycledItemMessages(item);
+          const sampling: SamplingParams = { ...config.policy.sampling, seed: seedOf(config.seed, 'recycled', step, k) };
+          const out = await sampleWithRetry(store, { client: policy, model: input.servedModel, messages, sampling, indices: Array.from({ length: config.grpo.groupSize }, (_, i) => i), signal });
+          callsMade += out.callsMade;
+          samplesReused += out.samplesReused;
+          const rewards = out.samples.map((s) => recycledReward(item, s.text));
+          done++;
+          return { item, messages, texts: out.samples.map((s) => s.text), rewards, advantages: groupAdvantages(rewards) };
+        })), () => ({ step, itemsDone: done }));
+
+        const lines = groups.flatMap((g) => g.texts.map((completion, i) => JSON.stringify({ prompt: g.messages, completion, advantage: g.advantages[i]! } satisfies GrpoExample)));
+        const request = await storeGrpoBatch(store, input, step, lines);
+        const rewards = groups.flatMap((g) => g.rewards);
+        const judging: NonNullable<RolloutSummary['judging']> = {};
+        for (const kind of ['pointwise', 'pairwise', 'reflection'] as RecycledKind[]) {
+          const of = groups.filter((g) => g.item.kind === kind);
+          if (of.length > 0) judging[kind] = { items: of.length, accuracy: mean(of.flatMap((g) => g.rewards)) };
+        }
+        return {
+          request,
+          summary: {
+            prompts: groups.length, rollouts: rewards.length, rewardMean: mean(rewards), rewardStd: std(rewards), accuracy: mean(rewards),
+            gateRejections: 0, guardStepCount: 0, guardJudgedCount: 0, prmUnreadable: 0, meanSteps: 0, outsideStepRange: 0,
+            meanResponseChars: mean(groups.flatMap((g) => g.texts.map((t) => t.length))), callsMade, samplesReused, judging,
+          },
+        };
+      });
+    },
+
+    /**
+     * Held-out judging items: `samplesPerQuestion` answers per question from the generator, recycled
+     * by the training rules (pointwise and pairwise, no caps), so judges are scored on answers like
+     * the ones they learn from, but to questions they never saw.
+     */
+    async buildJudgingBenchmark(input: { set: CoEvolveEvalSet; generator: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; samplesPerQuestion: number; temperature: number; seed: number; outputKey: string }): Promise<JudgingBenchmarkResult> {
+      return mapFailures(async () => {
+        const signal = cancellation();
+        const rows = await readRows(input.set);
+        const client = inference(input.generator.endpoint, { maxInFlight: input.generator.maxInFlight });
+        let callsMade = 0;
+        let done = 0;
+        const groups = await withHeartbeat(() => Promise.all(rows.map(async (row): Promise<RolloutGroup> => {
+          const out = await sampleWithRetry(store, {
+            client, model: input.generator.model, messages: buildGeneratorMessages(row.question),
+            sampling: { temperature: input.temperature, maxTokens: 2048, seed: seedOf(input.seed, 'judging-benchmark', row.id) },
+            indices: Array.from({ length: input.samplesPerQuestion }, (_, i) => i), signal,
+          });
+          callsMade += out.callsMade;
+          done++;
+          return {
+            promptId: row.id, question: row.question, reference: row.reference,
+            rollouts: out.samples.map((s) => {
+              const gate = formatGate(s.text);
+              return { text: s.text, answer: gate.ok ? gate.answer : null, correct: gate.ok && answersEquivalent(gate.answer, row.reference) };
+            }),
+          };
+        })), () => ({ questionsDone: done }));
+        const items = recycleBatch(groups, {
+          pointwise: true, pairwise: true, reflection: false, maxJudging: Number.MAX_SAFE_INTEGER, maxReflection: 0, mixedPointwise: 0.3, mixedPairwise: 0.7,
+        }, rngFrom(input.seed, 'judging-benchmark'));
+        const ref = await store.put(input.outputKey, items.map((i) => JSON.stringify(i)).join('\n') + '\n', 'application/x-ndjson');
+        return { items: ref, counts: { pointwise: items.filter((i) => i.kind === 'pointwise').length, pairwise: items.filter((i) => i.kind === 'pairwise').length }, callsMade };
+      });
+    },
+
+    /** Judging accuracy of `judge` on benchmark items (each in its own template), `samples` verdicts per item. */
+    async judgingAccuracy(input: { items: ObjectRef; judge: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; temperature: number; samples: number; seed: number; outputKey: string }): Promise<JudgingReport> {
+      return mapFailures(async () => {
+        const signal = cancellation();
+        const items = await readLines<RecycledItem>(store, input.items);
+        const client = inference(input.judge.endpoint, { maxInFlight: input.judge.maxInFlight });
+        let callsMade = 0;
+        let done = 0;
+        const scored = await withHeartbeat(() => Promise.all(items.map(async (item, k) => {
+          const out = await sampleWithRetry(store, {
+            client, model: input.judge.model, messages: recycledItemMessages(item),
+            sampling: { temperature: input.temperature, maxTokens: 1024, ...(input.temperature > 0 ? { seed: seedOf(input.seed, 'judging', k) } : {}) },
+            indices: Array.from({ length: input.samples }, (_, i) => i), signal,
+          });
+          callsMade += out.callsMade;
+          done++;
+          return {
+            item,
+            accuracy: mean(out.samples.map((s) => recycledReward(item, s.text))),
+            choseA: item.kind === 'pairwise' ? mean(out.samples.map((s) => (readVerdict('pairwise', s.text) === 'A' ? 1 : 0))) : 0,
+          };
+        })), () => ({ itemsDone: done }));
+        const pointwise = scored.filter((x) => x.item.kind === 'pointwise');
+        const pairwise = scored.filter((x) => x.item.kind === 'pairwise');
+        const labelled = (label: 'Yes' | 'No') => pointwise.filter((x) => x.item.kind === 'pointwise' && x.item.label === label);
+        const report: JudgingReport = {
+          judgeModel: input.judge.model,
+          items: items.length,
+          pointwise: {
+            items: pointwise.length, accuracy: mean(pointwise.map((x) => x.accuracy)), yesItems: labelled('Yes').length,
+            accuracyOnYes: mean(labelled('Yes').map((x) => x.accuracy)), accuracyOnNo: mean(labelled('No').map((x) => x.accuracy)),
+          },
+          pairwise: { items: pairwise.length, accuracy: mean(pairwise.map((x) => x.accuracy)), choseA: mean(pairwise.map((x) => x.choseA)) },
+          callsMade,
+        };
+        await store.putJson(input.outputKey, report);
+        return report;
+      });
+    },
+
+    /**
+     * Test-time self-reflection: the model answers, judges its own answer (Yes/No), and after
+     * anything but Yes solves again from "here is a question and an incorrect answer", at most
+     * `maxRounds` times. `samples` episodes per question.
+     */
+    async selfReflection(input: { set: CoEvolveEvalSet; policy: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; maxRounds: number; temperature: number; samples: number; seed: number; outputKey: string }): Promise<SelfReflectionReport> {
+      return mapFailures(async () => {
+        const signal = cancellation();
+        const rows = await readRows(input.set);
+        const client = inference(input.policy.endpoint, { maxInFlight: input.policy.maxInFlight });
+        let callsMade = 0;
+        let done = 0;
+        const sampleOne = async (messages: ReturnType<typeof buildGeneratorMessages>, seed: number, maxTokens: number): Promise<string> => {
+          const out = await sampleWithRetry(store, {
+            client, model: input.policy.model, messages,
+            sampling: { temperature: input.temperature, maxTokens, ...(input.temperature > 0 ? { seed } : {}) }, indices: [0], signal,
+          });
+          callsMade += out.callsMade;
+          return out.samples[0]!.text;
+        };
+        const episodes = await withHeartbeat(() => Promise.all(rows.flatMap((row) => Array.from({ length: input.samples }, async (_, e) => {
+          const rounds: (ReflectionRound & { correct: boolean })[] = [];
+          let incorrect: string | null = null;
+          while (shouldReflectAgain(rounds, input.maxRounds)) {
+            const r = rounds.length;
+            const messages = incorrect === null ? buildGeneratorMessages(row.question) : buildResolveMessages(row.question, incorrect);
+            const text = await sampleOne(messages, seedOf(input.seed, 'self-reflection', row.id, e, r, 'solve'), 2048);
+            const gate = formatGate(text);
+            const answer = gate.ok ? gate.answer : null;
+            const verdictText = await sampleOne(buildPointwiseJudgeMessages(row.question, answer ?? '(no answer)', 0), seedOf(input.seed, 'self-reflection', row.id, e, r, 'judge'), 1024);
+            rounds.push({ answer, verdict: readVerdict('pointwise', verdictText), correct: answer !== null && answersEquivalent(answer, row.reference) });
+            incorrect = answer ?? '(no answer)';
+          }
+          return rounds;
+        }).map(async (episode) => {
+          const r = await episode;
+          done++;
+          return r;
+        }))), () => ({ episodesDone: done }));
+        const report: SelfReflectionReport = {
+          model: input.policy.model, rows: rows.length, samples: input.samples, maxRounds: input.maxRounds, callsMade,
+          ...tallySelfReflection(episodes, input.maxRounds),
+        };
+        await store.putJson(input.outputKey, report);
+        return report;
+      });
+    },
+  };
+}
+
+export type CoEvolveActivities = ReturnType<typeof createCoEvolveActivities>;

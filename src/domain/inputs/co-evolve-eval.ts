@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { InferenceEndpointSchema } from '../endpoints.js';
+import { RunNameSchema } from './sample-solutions.js';
+import { DatasetSourceSchema } from './synthesize-labels.js';
+
+const KEY_PREFIX = /^[^/].*[^/]$|^[^/]$/;
+
+/** A held-out set with reference answers (`fields.answer` is required). */
+export const CoEvolveEvalSetSchema = DatasetSourceSchema.refine((s) => Boolean(s.fields.answer), { message: 'needs fields.answer: the field that holds the reference answer', path: ['fields', 'answer'] });
+export type CoEvolveEvalSet = z.output<typeof CoEvolveEvalSetSchema>;
+
+const servedModel = z.object({
+  endpoint: InferenceEndpointSchema,
+  model: z.string().min(1),
+  maxInFlight: z.number().int().positive().max(4096).default(64),
+});
+
+/**
+ * Input of `evaluateSelfReflection`: test-time self-reflection of one served policy (answer →
+ * judge itself → re-solve after anything but Yes, at most `maxRounds` times). Accuracy per round
+ * and how often reflection fixed or broke an answer. Greedy is `temperature: 0`; the sandbox
+ * policy never slips when greedy, so sandbox runs sample at 1.
+ */
+export const EvaluateSelfReflectionInputSchema = z
+  .object({
+    runName: RunNameSchema,
+    policy: servedModel,
+    dataset: CoEvolveEvalSetSchema,
+    /** Re-solves at most (paper: 2). */
+    maxRounds: z.number().int().min(0).max(8).default(2),
+    temperature: z.number().min(0).max(2).default(1),
+    /** Episodes per question (with temperature > 0). */
+    samples: z.number().int().min(1).max(64).default(4),
+    seed: z.number().int().nonnegative().default(0),
+    outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
+  });
+export type EvaluateSelfReflectionInput = z.input<typeof EvaluateSelfReflectionInputSchema>;
+export type EvaluateSelfReflectionConfig = z.output<typeof EvaluateSelfReflectionInputSchema>;
+
+/**
+ * Input of `evaluateJudging`: a reward benchmark of held-out pointwise and pairwise items, built
+ * once from a generator's answers (by the recycling rules) and shared by every judge scored on it.
+ */
+export const EvaluateJudgingInputSchema = z
+  .object({
+    runName: RunNameSchema,
+    judge: servedModel,
+    benchmark: z.object({
+      dataset: CoEvolveEvalSetSchema,
+      /** Whose answers are judged (the untrained policy, so every judge sees the same items). */
+      generator: servedModel,
+      samplesPerQuestion: z.number().int().min(2).max(64).default(8),
+      temperature: z.number().gt(0).max(2).default(1),
+    }).strict(),
+    temperature: z.number().min(0).max(2).default(1),
+    /** Verdicts per item (with temperature > 0). */
+    samples: z.number().int().min(1).max(64).default(4),
+    seed: z.number().int().nonnegative().default(0),
+    outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
+  });
+export type EvaluateJudgingInput = z.input<typeof EvaluateJudgingInputSchema>;
+export type EvaluateJudgingConfig = z.output<typeof EvaluateJudgingInputSchema>;

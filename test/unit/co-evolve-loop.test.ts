@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { RecycledItem } from '../../src/domain/co-evolve.js';
+import {
+  buildPairwiseJudgeMessages, buildPointwiseJudgeMessages, buildReflectionMessages, buildResolveMessages, CO_EVOLVE_SECTIONS, coEvolveRoleOf,
+  PAIRWISE_INSTRUCTIONS, POINTWISE_INSTRUCTIONS, readCoEvolveSection, readVerdict, recycledItemMessages, REFLECTION_INSTRUCTIONS,
+} from '../../src/domain/co-evolve-prompts.js';
+import { recycledReward, tallySelfReflection } from '../../src/domain/co-evolve-rewards.js';
+import { buildGeneratorMessages, detectRole } from '../../src/domain/prompts.js';
+import { cachedItemCount, takeFromCache } from '../../src/domain/rl.js';
+
+const user = (m: { role: string; content: string }[]) => m.find((x) => x.role === 'user')!.content;
+
+describe('the recycled-item cache', () => {
+  it('holds items until a full batch is there, then hands out the oldest first across steps', () => {
+    expect(takeFromCache([{ rlStep: 0, count: 3 }], 0, 4)).toEqual({ parts: [], cache: [{ rlStep: 0, count: 3 }], consumed: 0 });
+    const first = takeFromCache([{ rlStep: 0, count: 3 }, { rlStep: 1, count: 5 }], 0, 4);
+    expect(first.parts).toEqual([{ rlStep: 0, from: 0, to: 3 }, { rlStep: 1, from: 0, to: 1 }]);
+    expect(first).toMatchObject({ cache: [{ rlStep: 1, count: 5 }], consumed: 1 });
+    expect(cachedItemCount(first.cache, first.consumed)).toBe(4);
+    const second = takeFromCache(first.cache, first.consumed, 4);
+    expect(second.parts).toEqual([{ rlStep: 1, from: 1, to: 5 }]);
+    expect(second).toMatchObject({ cache: [], consumed: 0 });
+  });
+
+  it('never hands out an item twice or skips one', () => {
+    let cache = [] as { rlStep: number; count: number }[];
+    let consumed = 0;
+    const seen: string[] = [];
+    for (let step = 0; step < 50; step++) {
+      cache = [...cache, { rlStep: step, count: (step * 7) % 11 }].filter((e) => e.count > 0);
+      for (;;) {
+        const t = takeFromCache(cache, consumed, 6);
+        if (t.parts.length === 0) break;
+        expect(t.parts.reduce((n, p) => n + p.to - p.from, 0)).toBe(6);
+        for (const p of t.parts) for (let i = p.from; i < p.to; i++) seen.push(`${p.rlStep}:${i}`);
+        ({ cache, consumed } = t);
+      }
+    }
+    const produced = Array.from({ length: 50 }, (_, s) => Array.from({ length: (s * 7) % 11 }, (_, i) => `${s}:${i}`)).flat();
+    expect(seen).toEqual(produced.slice(0, seen.length));
+    expect(produced.length - seen.length).toBe(cachedItemCount(cache, consumed));
+    expect(cachedItemCount(cache, consumed)).toBeLessThan(6);
+  });
+});
+
+describe('co-evolution prompts', () => {
+  it('has the paper\'s number of paraphrases, all different, and every template reads back the same parts', () => {
+    expect(new Set(POINTWISE_INSTRUCTIONS).size).toBe(24);
+    expect(new Set(PAIRWISE_INSTRUCTIONS).size).toBe(20);
+    expect(new Set(REFLECTION_INSTRUCTIONS).size).toBe(8);
+    const q = 'Start with 5. Add 3.';
+    for (let t = 0; t < 24; t++) {
+      const text = user(buildPointwiseJudgeMessages(q, '8', t));
+      expect(coEvolveRoleOf(text)).toBe('pointwise-judge');
+      expect(readCoEvolveSection(text, CO_EVOLVE_SECTIONS.question)).toBe(q);
+      expect(readCoEvolveSection(text, CO_EVOLVE_SECTIONS.candidate)).toBe('8');
+    }
+    for (let t = 0; t < 20; t++) {
+      const text = user(buildPairwiseJudgeMessages(q, '8', '9', t));
+      expect(coEvolveRoleOf(text)).toBe('pairwise-judge');
+      expect([readCoEvolveSection(text, CO_EVOLVE_SECTIONS.answerA), readCoEvolveSection(text, CO_EVOLVE_SECTIONS.answerB)]).toEqual(['8', '9']);
+    }
+    const chain = '<step>5 + 3 = 9.</step>\n<answer>\\boxed{9}</answer>';
+    expect(readCoEvolveSection(user(buildReflectionMessages(q, chain, 'chain', 3)), CO_EVOLVE_SECTIONS.solution)).toBe(chain);
+    expect(detectRole(buildReflectionMessages(q, '9', 'answer', 3))).toBe('reflection');
+    expect(detectRole(buildResolveMessages(q, '9'))).toBe('resolve');
+    expect(detectRole(buildPointwiseJudgeMessages(q, '8', 0))).toBe('pointwise-judge');
+    expect(detectRole(buildPairwiseJudgeMessages(q, '8', '9', 0))).toBe('pairwise-judge');
+    expect(detectRole(buildGeneratorMessages(q))).toBe('generator');
+  });
+
+  it('reads verdicts from the last box only, and nothing else as a verdict', () => {
+    expect(readVerdict('pointwise', 'maybe \\boxed{No} ... \\boxed{Yes}')).toBe('Yes');
+    expect(readVerdict('pointwise', '\\boxed{\\text{no}}')).toBe('No');
+    expect(readVerdict('pointwise', '\\boxed{8}')).toBeNull();
+    expect(readVerdict('pointwise', 'Yes')).toBeNull();
+    expect(readVerdict('pairwise', 'so \\boxed{B}')).toBe('B');
+    expect(readVerdict('pairwise', '\\boxed{C}')).toBeNull();
+  });
+});
+
+describe('the verifiable reward of recycled items', () => {
+  const q = 'Start with 5. Add 3.';
+  it('pays judging items for their label and reflection items for an answer equivalent to the reference', () => {
+    const yes: RecycledItem = { kind: 'pointwise', promptId: 'p', template: 0, question: q, answer: '8', label: 'Yes' };
+    expect(recycledReward(yes, 'It is right. \\boxed{Yes}')).toBe(1);
+    expect(recycledReward(yes, 'It is wrong. \\boxed{No}')).toBe(0);
+    expect(recycledReward(yes, 'no box')).toBe(0);
+    const pair: RecycledItem = { kind: 'pairwise', promptId: 'p', template: 0, question: q, a: '9', b: '8', label: 'B' };
+    expect(recycledReward(pair, '\\boxed{B}')).toBe(1);
+    expect(recycledReward(pair, '\\boxed{A}')).toBe(0);
+    const reflect: RecycledItem = { kind: 'reflection', promptId: 'p', template: 0, question: q, shown: '9', shownIs: 'answer', label: '1/2' };
+    expect(recycledReward(reflect, 'Wrong. <answer>\\boxed{0.5}</answer>')).toBe(1);
+    expect(recycledReward(reflect, 'Right. <answer>\\boxed{9}</answer>')).toBe(0);
+    expect(recycledItemMessages(reflect)).toEqual(buildReflectionMessages(q, '9', 'answer', 0));
+  });
+});
+
+describe('tallying test-time self-reflection', () => {
+  it('counts accuracy per round (a stopped episode keeps its answer), fixes, breaks and self-verdicts', () => {
+    const ok = (verdict: 'Yes' | 'No' | null) => ({ answer: '8', verdict, correct: true });
+    const bad = (verdict: 'Yes' | 'No' | null) => ({ answer: '9', verdict, correct: false });
+    const t = tallySelfReflection([
+      [ok('Yes')], // right, kept
+      [bad('No'), ok('Yes')], // fixed after one re-solve
+      [ok('No'), bad('Yes')], // broken by a false alarm
+      [bad('No'), bad(null), bad('No')], // never fixed
+    ], 2);
+    expect(t.accuracyByRound).toEqual([0.5, 0.5, 0.5]);
+    expect(t).toMatchObject({ episodes: 4, fixed: 1, broke: 1, meanResolves: 1 });
+    // Right verdicts: Yes on right (2), No on wrong (3), Yes on wrong (0), No on right (0), null on wrong (0): 5 of 8.
+    expect(t.selfJudgeAccuracy).toBe(5 / 8);
+  });
+});
