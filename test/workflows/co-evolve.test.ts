@@ -19,7 +19,9 @@ import type { GrpoExample } from '../../src/domain/trainer-protocol.js';
 import { objectStoreAdapterReader } from '../../src/sim/models.js';
 import type { SimServer } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
-import { coEvolve, evaluateJudging, evaluateSelfReflection, rlTrain, rlTrainProgress } from '../../src/workflows/index.js';
+import {
+  coEvolve, evaluateJudging, evaluateSelfReflection, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
+} from '../../src/workflows/index.js';
 import type { TrainerProcess } from '../support/harness.js';
 import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
@@ -216,6 +218,33 @@ describe('coEvolve', () => {
         const after = mine().filter((e) => e.pid !== killedPid).map((e) => e.step!);
         const before = mine().filter((e) => e.pid === killedPid).map((e) => e.step!);
         expect(Math.min(...after)).toBeGreaterThanOrEqual(Math.max(...before));
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('takes the rlTrain controls: pause, a hyperparameter update, resume, and stop after a checkpoint, all audited', { timeout: 180_000 }, async () => {
+    const { client, close } = await connectClient();
+    try {
+      await withWorker({ taskQueue }, async () => {
+        const runName = `co-ctl-${randomUUID().slice(0, 8)}`;
+        const handle = await client.workflow.start(coEvolve, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 40, evaluation: { sets: [] } })] });
+        await until(async () => (await handle.query(rlTrainProgress)).step >= 2, 'two rollout steps');
+        await handle.signal(pauseSignal);
+        await until(async () => (await handle.query(rlTrainProgress)).stage === 'paused', 'the run to pause');
+        const applied = await handle.executeUpdate(setHyperparametersUpdate, { args: [{ klCoefficient: 0.01 }] });
+        await handle.signal(resumeSignal);
+        await until(async () => (await handle.query(rlTrainProgress)).step >= 4, 'two more rollout steps');
+        await handle.signal(stopSignal);
+        const result = await handle.result();
+        expect(result.stopped).toBe(true);
+        expect(result.checkpoint).toMatch(new RegExp(`/step-${String(result.trainerSteps! - 1).padStart(6, '0')}$`));
+        const metrics = await rows(store, `runs/${runName}/co-evolve`);
+        expect(metrics.map((m) => m.step)).toEqual(metrics.map((_, i) => i));
+        for (const m of metrics) expect(m.klCoefficient).toBe(m.step < applied.fromStep ? 0.001 : 0.01);
+        const audit = await Promise.all((await store.list(`runs/${runName}/co-evolve/audit/`)).sort().map((k) => store.getJson<{ action: string }>(k)));
+        expect(audit.map((a) => a.action)).toEqual(['pause', 'set-hyperparameters', 'resume', 'stop']);
       });
     } finally {
       await close();
