@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../src/backends/s3-store.js';
-import { generateProblems } from '../../src/domain/arith.js';
 import type { CoEvolveInput } from '../../src/domain/inputs/co-evolve.js';
 import { detectRole } from '../../src/domain/prompts.js';
 import type { RlMetricsRow } from '../../src/domain/rl.js';
@@ -22,6 +21,7 @@ import { startSimServer } from '../../src/sim/server.js';
 import {
   coEvolve, evaluateJudging, evaluateSelfReflection, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';
+import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
 import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
@@ -82,12 +82,8 @@ beforeAll(async () => {
   trainerPort = await freePort();
   trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
   await trainer.ready;
-  const withAnswers = async (seed: number, count: number) => {
-    const body = generateProblems({ seed, count }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) })).join('\n') + '\n';
-    return (await store.put(`test/co-evolve/${randomUUID()}.jsonl`, body, 'application/x-ndjson')).uri;
-  };
-  promptsUri = await withAnswers(82, 40);
-  heldOutUri = await withAnswers(83, 12);
+  promptsUri = (await uploadSandboxProblems(store, { seed: 82, count: 40, withAnswers: true })).uri;
+  heldOutUri = (await uploadSandboxProblems(store, { seed: 83, count: 12, withAnswers: true })).uri;
 }, 60_000);
 
 afterAll(async () => {

@@ -69,13 +69,8 @@ beforeAll(async () => {
   trainerPort = await freePort();
   trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
   await trainer.ready;
-  const withAnswers = async (seed: number, count: number) => {
-    const { generateProblems } = await import('../../src/domain/arith.js');
-    const body = generateProblems({ seed, count }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) })).join('\n') + '\n';
-    return (await store.put(`test/rl/${randomUUID()}.jsonl`, body, 'application/x-ndjson')).uri;
-  };
-  promptsUri = await withAnswers(72, 40);
-  heldOutUri = await withAnswers(73, 12);
+  promptsUri = (await uploadSandboxProblems(store, { seed: 72, count: 40, withAnswers: true })).uri;
+  heldOutUri = (await uploadSandboxProblems(store, { seed: 73, count: 12, withAnswers: true })).uri;
 }, 60_000);
 
 afterAll(async () => {

@@ -9,6 +9,10 @@ const KEY_PREFIX = /^[^/].*[^/]$|^[^/]$/;
 export const CoEvolveEvalSetSchema = DatasetSourceSchema.refine((s) => Boolean(s.fields.answer), { message: 'needs fields.answer: the field that holds the reference answer', path: ['fields', 'answer'] });
 export type CoEvolveEvalSet = z.output<typeof CoEvolveEvalSetSchema>;
 
+function samplesNeedTemperature(v: { samples: number; temperature: number }, ctx: z.RefinementCtx): void {
+  if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
+}
+
 const servedModel = z.object({
   endpoint: InferenceEndpointSchema,
   model: z.string().min(1),
@@ -35,9 +39,7 @@ export const EvaluateSelfReflectionInputSchema = z
     outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
   })
   .strict()
-  .superRefine((v, ctx) => {
-    if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
-  });
+  .superRefine(samplesNeedTemperature);
 export type EvaluateSelfReflectionInput = z.input<typeof EvaluateSelfReflectionInputSchema>;
 export type EvaluateSelfReflectionConfig = z.output<typeof EvaluateSelfReflectionInputSchema>;
 
@@ -63,8 +65,6 @@ export const EvaluateJudgingInputSchema = z
     outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
   })
   .strict()
-  .superRefine((v, ctx) => {
-    if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
-  });
+  .superRefine(samplesNeedTemperature);
 export type EvaluateJudgingInput = z.input<typeof EvaluateJudgingInputSchema>;
 export type EvaluateJudgingConfig = z.output<typeof EvaluateJudgingInputSchema>;
