@@ -341,7 +341,7 @@ const watch: CommandSpec = {
 async function controllable(ctx: CommandContext, action: string): Promise<RlTrainHandle> {
   const client = await ctx.connect();
   const { handle, description } = await client.open(ctx.args[0]!);
-  if (!CONTROLLABLE.has(description.type)) throw new RefusedError(`${action} works on ${[...CONTROLLABLE].join(', ')} runs; ${description.workflowId} is a ${description.type} run`);
+  if (!CONTROLLABLE.has(description.type)) throw new RefusedError(`${action} works on ${[...CONTROLLABLE].join(' and ')} runs; ${description.workflowId} is a ${description.type} run`);
   if (!RUNNING.has(description.status.name)) throw new RefusedError(`${description.workflowId} is ${statusWord(description.status.name)}; there is nothing to ${action}`);
   return handle as RlTrainHandle;
 }

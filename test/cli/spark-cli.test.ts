@@ -94,7 +94,7 @@ describe('spark CLI', () => {
       // The stage-3 controls refuse other workflows, saying why.
       const paused = await spark(['pause', workflowId]);
       expect(paused.code).toBe(1);
-      expect(paused.stderr).toContain(`refused: pause works on rlTrain runs; ${workflowId} is a sampleSolutions run`);
+      expect(paused.stderr).toContain(`refused: pause works on rlTrain and coEvolve runs; ${workflowId} is a sampleSolutions run`);
     });
   });
 
