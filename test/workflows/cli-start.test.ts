@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 describe('starting each stage with the temporal CLI from a JSON file', () => {
-  it('runs synthesizeLabels → trainPrm → evaluatePrm → rlTrain, each from its own file', { timeout: 180_000 }, async () => {
+  it('runs synthesizeLabels → trainPrm → evaluatePrm → rlTrain, and coEvolve, each from its own file', { timeout: 180_000 }, async () => {
     const { client, close } = await connectClient();
     const run = `cli-${randomUUID().slice(0, 8)}`;
     const endpoint = { baseURL: sim.url };
@@ -102,6 +102,19 @@ describe('starting each stage with the temporal CLI from a JSON file', () => {
         });
         const rl = await result<{ steps: number; servedModel: string }>(`spark/${run}/rl-train`);
         expect(rl).toMatchObject({ steps: 2, servedModel: `${run}-policy-step-000002` });
+
+        // The co-evolving variant, from its own file too: with items recycled, it takes extra steps.
+        startWithCli('coEvolve', `spark/${run}/co-evolve`, {
+          runName: run,
+          policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
+          trainer: { baseURL: trainer.url },
+          dataset: { uri: dataset.uri, fields: { question: 'question', answer: 'answer' } },
+          grpo: { batchSize: 2, groupSize: 4 },
+          totalSteps: 3,
+        });
+        const co = await result<{ steps: number; trainerSteps: number }>(`spark/${run}/co-evolve`);
+        expect(co.steps).toBe(3);
+        expect(co.trainerSteps).toBeGreaterThan(3);
       });
     } finally {
       await close();
