@@ -197,14 +197,18 @@ export function formatDuration(ms: number): string {
 export function formatRlMetrics(rows: RlMetricsRow[], every = Math.max(1, Math.ceil(rows.length / 50))): string {
   const sorted = [...rows].sort((a, b) => a.step - b.step);
   const shown = sorted.filter((r, i) => r.step % every === 0 || i === sorted.length - 1);
-  return formatTable(
-    ['step', 'reward', '± std', 'train acc', 'loss', 'KL', 'lr', 'KL coef', 'gate rej', 'outside steps', 'steps/resp', 'served model'],
+  // coEvolve rows say whether a step trained on rollouts or on recycled items.
+  const kinds = sorted.some((r) => r.kind !== undefined);
+  const table = formatTable(
+    ['step', ...(kinds ? ['kind'] : []), 'reward', '± std', 'train acc', 'loss', 'KL', 'lr', 'KL coef', 'gate rej', 'outside steps', 'steps/resp', 'served model'],
     shown.map((r) => [
-      String(r.step), fixed(r.rewardMean), fixed(r.rewardStd), pct(r.accuracy), fixed(r.loss, 4), r.kl === null ? '—' : fixed(r.kl, 4),
+      String(r.step), ...(kinds ? [r.kind === 'recycled' ? 'recycled' : `rollout ${String(r.rlStep ?? r.step)}`] : []),
+      fixed(r.rewardMean), fixed(r.rewardStd), pct(r.accuracy), fixed(r.loss, 4), r.kl === null ? '—' : fixed(r.kl, 4),
       r.learningRate.toExponential(1), String(r.klCoefficient), `${r.gateRejections}/${r.rollouts}`, `${r.outsideStepRange}/${r.rollouts}`,
       fixed(r.meanSteps, 1), r.servedModel,
     ]),
   );
+  return table;
 }
 
 /** What a finished run returned, per workflow; anything else as JSON. */

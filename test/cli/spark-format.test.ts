@@ -1,7 +1,8 @@
 /** What the `spark` CLI prints, from progress answers of each shape, and its config parsing. */
 import { describe, expect, it } from 'vitest';
 import { ConfigFileError, parseConfigText } from '../../src/cli/spark-config.js';
-import { findBars, progressLine, progressView, renderBar, renderProgress, stageRows } from '../../src/cli/spark-format.js';
+import { findBars, formatRlMetrics, progressLine, progressView, renderBar, renderProgress, stageRows } from '../../src/cli/spark-format.js';
+import type { RlMetricsRow } from '../../src/domain/rl.js';
 
 describe('progress views', () => {
   it('finds bars in every workflow progress shape', () => {
@@ -61,5 +62,22 @@ describe('config files', () => {
     expect(() => parseConfigText('runName: a\n  bad: [1,\n', 'run.yaml')).toThrow(ConfigFileError);
     expect(() => parseConfigText('runName: a\nrunName: b\n', 'run.yml')).toThrow(/run\.yml:2:\d+: not valid YAML: Map keys must be unique/);
     expect(() => parseConfigText('{"runName": }', 'run.json')).toThrow(/run\.json: not valid JSON/);
+  });
+});
+
+describe('metrics tables', () => {
+  const row = (step: number, extra: Partial<RlMetricsRow> = {}): RlMetricsRow => ({
+    step, servedModel: 'm', learningRate: 1e-6, klCoefficient: 0.001, loss: 0.1, kl: 0, gradNorm: 1, prompts: 4, rollouts: 16, rewardMean: 0.5, rewardStd: 0.1,
+    accuracy: 0.5, gateRejections: 0, guardStepCount: 0, guardJudgedCount: 0, prmUnreadable: 0, meanSteps: 5, outsideStepRange: 0, meanResponseChars: 100,
+    callsMade: 4, samplesReused: 0, ...extra,
+  });
+
+  it('shows whether each coEvolve step trained on rollouts or on recycled items, and nothing extra for rlTrain', () => {
+    const co = formatRlMetrics([row(0, { kind: 'rollout', rlStep: 0 }), row(1, { kind: 'recycled', rlStep: 1 }), row(2, { kind: 'rollout', rlStep: 1 })], 1);
+    const lines = co.split('\n');
+    expect(lines[0]).toMatch(/step\s+kind\s+reward/);
+    expect(lines.filter((l) => /recycled/.test(l))).toHaveLength(1);
+    expect(co).toMatch(/rollout 1/);
+    expect(formatRlMetrics([row(0), row(1)], 1)).not.toMatch(/kind/);
   });
 });
