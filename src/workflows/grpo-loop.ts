@@ -340,7 +340,8 @@ export async function runGrpoLoop(config: RlTrainConfig, mode: GrpoLoopMode, car
     progress.learningRate = learningRate;
     progress.servedModel = s.servedModel;
     progress.lastCheckpoint = s.lastCheckpoint;
-    upsertSearchAttributes([{ key: SparkStep, value: rlStepOf(s) }, { key: SparkItemsDone, value: s.step }, { key: SparkReward, value: out.metrics.rewardMean }]);
+    // SparkReward stays the rollouts' reward: a recycled step's reward is its judging accuracy.
+    upsertSearchAttributes([{ key: SparkStep, value: rlStepOf(s) }, { key: SparkItemsDone, value: s.step }, ...(onRecycled ? [] : [{ key: SparkReward, value: out.metrics.rewardMean }])]);
     // The input check makes every evaluation step a publish step, so the served model is this step's policy.
     const done = rlStepOf(s);
     if (!onRecycled && publish && (done % config.evaluation.every === 0 || done === config.totalSteps)) await evaluate(done);
