@@ -16,6 +16,7 @@ import { createSparkWorker } from '../../src/workers/create-worker.js';
 import { repoRoot, TEST_S3_KEYS } from './paths.js';
 import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { RequestLogEntry } from '../../src/sim/requestLog.js';
+import type { RlMetricsRow } from '../../src/domain/rl.js';
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -174,3 +175,9 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
   }
 }
 
+
+/** Every metrics row a GRPO run (rlTrain, coEvolve) wrote under `prefix`, in step order. */
+export async function metricsRows(store: ObjectStore, prefix: string): Promise<RlMetricsRow[]> {
+  const keys = (await store.list(`${prefix}/metrics/`)).sort();
+  return Promise.all(keys.map((k) => store.getJson<RlMetricsRow>(k)));
+}

@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../src/backends/s3-store.js';
 import type { CoEvolveInput } from '../../src/domain/inputs/co-evolve.js';
 import { detectRole } from '../../src/domain/prompts.js';
-import type { RlMetricsRow } from '../../src/domain/rl.js';
 import type { GrpoExample } from '../../src/domain/trainer-protocol.js';
 import { objectStoreAdapterReader } from '../../src/sim/models.js';
 import type { SimServer } from '../../src/sim/server.js';
@@ -23,7 +21,7 @@ import {
 } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, metricsRows, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
 
 const store = makeStore();
@@ -56,10 +54,7 @@ function input(runName: string, extra: Partial<CoEvolveInput> = {}): CoEvolveInp
   };
 }
 
-async function rows(s: ObjectStore, prefix: string): Promise<RlMetricsRow[]> {
-  const keys = (await s.list(`${prefix}/metrics/`)).sort();
-  return Promise.all(keys.map((k) => s.getJson<RlMetricsRow>(k)));
-}
+const rows = metricsRows;
 
 /** The step kinds the cache rule gives for the recycled-item counts the rollout steps stored. */
 async function expectedKinds(prefix: string, totalSteps: number): Promise<string[]> {

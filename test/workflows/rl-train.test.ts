@@ -11,7 +11,6 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../src/backends/s3-store.js';
 import type { RlTrainInput } from '../../src/domain/inputs/rl-train.js';
-import type { RlMetricsRow } from '../../src/domain/rl.js';
 import { objectStoreAdapterReader } from '../../src/sim/models.js';
 import type { SimServer } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
@@ -21,7 +20,7 @@ import {
 } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, metricsRows, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { freePort } from '../support/paths.js';
 import { mathDatasetsDir } from '../../src/client/math-datasets.js';
 
@@ -55,10 +54,7 @@ function input(runName: string, extra: Partial<RlTrainInput> = {}): RlTrainInput
   };
 }
 
-async function rows(s: ObjectStore, prefix: string): Promise<RlMetricsRow[]> {
-  const keys = (await s.list(`${prefix}/metrics/`)).sort();
-  return Promise.all(keys.map((k) => s.getJson<RlMetricsRow>(k)));
-}
+const rows = metricsRows;
 
 async function finalState(s: ObjectStore, checkpoint: string): Promise<string> {
   return s.getText(`${checkpoint}/state.json`);

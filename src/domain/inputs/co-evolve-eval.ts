@@ -13,6 +13,15 @@ function samplesNeedTemperature(v: { samples: number; temperature: number }, ctx
   if (v.samples > 1 && v.temperature === 0) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'more than one sample needs temperature > 0 (greedy samples are all the same)' });
 }
 
+/** How an evaluation samples (T=1 by default: the sandbox policy never slips when greedy) and where it writes. */
+const sampledEvaluation = {
+  temperature: z.number().min(0).max(2).default(1),
+  /** Samples per question or item (more than one needs temperature > 0). */
+  samples: z.number().int().min(1).max(64).default(4),
+  seed: z.number().int().nonnegative().default(0),
+  outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
+};
+
 const servedModel = z.object({
   endpoint: InferenceEndpointSchema,
   model: z.string().min(1),
@@ -32,11 +41,8 @@ export const EvaluateSelfReflectionInputSchema = z
     dataset: CoEvolveEvalSetSchema,
     /** Re-solves at most (paper: 2). */
     maxRounds: z.number().int().min(0).max(8).default(2),
-    temperature: z.number().min(0).max(2).default(1),
-    /** Episodes per question (with temperature > 0). */
-    samples: z.number().int().min(1).max(64).default(4),
-    seed: z.number().int().nonnegative().default(0),
-    outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
+    /** `samples`: episodes per question. */
+    ...sampledEvaluation,
   })
   .strict()
   .superRefine(samplesNeedTemperature);
@@ -58,11 +64,8 @@ export const EvaluateJudgingInputSchema = z
       samplesPerQuestion: z.number().int().min(2).max(64).default(8),
       temperature: z.number().gt(0).max(2).default(1),
     }).strict(),
-    temperature: z.number().min(0).max(2).default(1),
-    /** Verdicts per item (with temperature > 0). */
-    samples: z.number().int().min(1).max(64).default(4),
-    seed: z.number().int().nonnegative().default(0),
-    outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
+    /** `samples`: verdicts per item. */
+    ...sampledEvaluation,
   })
   .strict()
   .superRefine(samplesNeedTemperature);
