@@ -5,12 +5,13 @@
  */
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
-import type { SamplingParams } from '../domain/chat.js';
+import type { ChatMessage, SamplingParams } from '../domain/chat.js';
 import type { RecycledItem, ReflectionRound, RolloutGroup } from '../domain/co-evolve.js';
 import { recycleBatch, shouldReflectAgain } from '../domain/co-evolve.js';
 import { buildPointwiseJudgeMessages, buildResolveMessages, readVerdict, recycledItemMessages } from '../domain/co-evolve-prompts.js';
-import type { SelfReflectionTally } from '../domain/co-evolve-rewards.js';
-import { recycledReward, tallySelfReflection } from '../domain/co-evolve-rewards.js';
+import { recycledReward } from '../domain/co-evolve-rewards.js';
+import type { JudgingCounts, ScoredRounds, SelfReflectionCounts, SelfReflectionTally } from '../domain/co-evolve-tally.js';
+import { countJudgedItem, countSelfReflection, EMPTY_JUDGING_COUNTS } from '../domain/co-evolve-tally.js';
 import type { InferenceEndpoint } from '../domain/endpoints.js';
 import type { CoEvolveEvalSet } from '../domain/inputs/co-evolve-eval.js';
 import type { RlTrainConfig } from '../domain/inputs/rl-train.js';
@@ -48,19 +49,25 @@ interface EvalRow {
   reference: string;
 }
 
-export interface JudgingBenchmarkResult {
+export interface JudgingBenchmarkChunk {
   items: ObjectRef;
-  counts: Record<'pointwise' | 'pairwise', number>;
+  count: number;
   callsMade: number;
 }
 
-export interface JudgingReport {
+/** The benchmark's items: the training rules for judging items, without caps or reflection items. */
+const BENCHMARK_RULES = { pointwise: true, pairwise: true, reflection: false, maxJudging: Number.MAX_SAFE_INTEGER, maxReflection: 0, mixedPointwise: 0.3, mixedPairwise: 0.7 };
+
+/**
+ * Judging accuracy on a benchmark: the share of right verdicts per item type, for pointwise also per
+ * label (a judge that always says Yes gets 1 and 0), and for pairwise how often the judge answered A
+ * (0.5 for a judge without position bias).
+ */
+export interface JudgingReport extends JudgingCounts {
   judgeModel: string;
   items: number;
-  /** Share of right verdicts per item type, and for pointwise per label (a judge that always says Yes gets 1 and 0). */
-  pointwise: { items: number; accuracy: number; yesItems: number; accuracyOnYes: number; accuracyOnNo: number };
-  pairwise: { items: number; accuracy: number; /** How often the judge answered A (0.5 for a judge without position bias). */ choseA: number };
   callsMade: number;
+  benchmark: string;
 }
 
 export interface SelfReflectionReport extends SelfReflectionTally {
@@ -133,19 +140,28 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
       });
     },
 
+    /** The held-out rows with their reference answers, read and checked once into one JSONL (chunks read slices of it). */
+    async prepareEvalRows(input: { set: CoEvolveEvalSet; outputKey: string }): Promise<{ rows: ObjectRef; count: number }> {
+      return mapFailures(async () => {
+        const rows = await readRows(input.set);
+        const ref = await store.put(input.outputKey, rows.map((r) => JSON.stringify(r)).join('\n') + '\n', 'application/x-ndjson');
+        return { rows: ref, count: rows.length };
+      });
+    },
+
     /**
-     * Held-out judging items: `samplesPerQuestion` answers per question from the generator, recycled
-     * by the training rules (pointwise and pairwise, no caps), so judges are scored on answers like
-     * the ones they learn from, but to questions they never saw.
+     * Held-out judging items for rows [from, to): `samplesPerQuestion` answers per question from the
+     * generator, recycled by the training rules (pointwise and pairwise, no caps; each question's draws
+     * seeded by its id, so the items do not depend on how the rows are cut), stored at `outputKey`.
      */
-    async buildJudgingBenchmark(input: { set: CoEvolveEvalSet; generator: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; samplesPerQuestion: number; temperature: number; seed: number; outputKey: string }): Promise<JudgingBenchmarkResult> {
+    async judgingBenchmarkChunk(input: { rows: ObjectRef; from: number; to: number; generator: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; samplesPerQuestion: number; temperature: number; seed: number; outputKey: string }): Promise<JudgingBenchmarkChunk> {
       return mapFailures(async () => {
         const signal = cancellation();
-        const rows = await readRows(input.set);
+        const rows = (await readLines<EvalRow>(store, input.rows)).slice(input.from, input.to);
         const client = inference(input.generator.endpoint, { maxInFlight: input.generator.maxInFlight });
         let callsMade = 0;
         let done = 0;
-        const groups = await withHeartbeat(() => Promise.all(rows.map(async (row): Promise<RolloutGroup> => {
+        const items = await withHeartbeat(() => Promise.all(rows.map(async (row): Promise<RecycledItem[]> => {
           const out = await sampleWithRetry(store, {
             client, model: input.generator.model, messages: buildGeneratorMessages(row.question),
             sampling: { temperature: input.temperature, maxTokens: 2048, seed: seedOf(input.seed, 'judging-benchmark', row.id) },
@@ -153,34 +169,33 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
           });
           callsMade += out.callsMade;
           done++;
-          return {
+          const group: RolloutGroup = {
             promptId: row.id, question: row.question, reference: row.reference,
             rollouts: out.samples.map((s) => {
               const gate = formatGate(s.text);
               return { text: s.text, answer: gate.ok ? gate.answer : null, correct: gate.ok && answersEquivalent(gate.answer, row.reference) };
             }),
           };
+          return recycleBatch([group], BENCHMARK_RULES, rngFrom(input.seed, 'judging-benchmark', row.id));
         })), () => ({ questionsDone: done }));
-        const items = recycleBatch(groups, {
-          pointwise: true, pairwise: true, reflection: false, maxJudging: Number.MAX_SAFE_INTEGER, maxReflection: 0, mixedPointwise: 0.3, mixedPairwise: 0.7,
-        }, rngFrom(input.seed, 'judging-benchmark'));
-        const ref = await store.put(input.outputKey, items.map((i) => JSON.stringify(i)).join('\n') + '\n', 'application/x-ndjson');
-        return { items: ref, counts: { pointwise: items.filter((i) => i.kind === 'pointwise').length, pairwise: items.filter((i) => i.kind === 'pairwise').length }, callsMade };
+        const flat = items.flat();
+        const ref = await store.put(input.outputKey, flat.map((i) => JSON.stringify(i)).join('\n') + (flat.length > 0 ? '\n' : ''), 'application/x-ndjson');
+        return { items: ref, count: flat.length, callsMade };
       });
     },
 
-    /** Judging accuracy of `judge` on benchmark items (each in its own template), `samples` verdicts per item. */
-    async judgingAccuracy(input: { items: ObjectRef; judge: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; temperature: number; samples: number; seed: number; outputKey: string }): Promise<JudgingReport> {
+    /** Judging accuracy of `judge` on one chunk of benchmark items (each in its own template), `samples` verdicts per item, as counts. */
+    async judgingChunk(input: { items: ObjectRef; judge: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; temperature: number; samples: number; seed: number }): Promise<{ counts: JudgingCounts; callsMade: number }> {
       return mapFailures(async () => {
         const signal = cancellation();
         const items = await readLines<RecycledItem>(store, input.items);
         const client = inference(input.judge.endpoint, { maxInFlight: input.judge.maxInFlight });
         let callsMade = 0;
         let done = 0;
-        const scored = await withHeartbeat(() => Promise.all(items.map(async (item, k) => {
+        const scored = await withHeartbeat(() => Promise.all(items.map(async (item) => {
           const out = await sampleWithRetry(store, {
             client, model: input.judge.model, messages: recycledItemMessages(item),
-            sampling: { temperature: input.temperature, maxTokens: 1024, ...(input.temperature > 0 ? { seed: seedOf(input.seed, 'judging', k) } : {}) },
+            sampling: { temperature: input.temperature, maxTokens: 1024, ...(input.temperature > 0 ? { seed: seedOf(input.seed, 'judging', item.promptId, item.kind) } : {}) },
             indices: Array.from({ length: input.samples }, (_, i) => i), signal,
           });
           callsMade += out.callsMade;
@@ -188,40 +203,26 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
           return {
             item,
             accuracy: mean(out.samples.map((s) => recycledReward(item, s.text))),
-            choseA: item.kind === 'pairwise' ? mean(out.samples.map((s) => (readVerdict('pairwise', s.text) === 'A' ? 1 : 0))) : 0,
+            choseA: mean(out.samples.map((s) => (readVerdict('pairwise', s.text) === 'A' ? 1 : 0))),
           };
         })), () => ({ itemsDone: done }));
-        const pointwise = scored.filter((x) => x.item.kind === 'pointwise');
-        const pairwise = scored.filter((x) => x.item.kind === 'pairwise');
-        const labelled = (label: 'Yes' | 'No') => pointwise.filter((x) => x.item.kind === 'pointwise' && x.item.label === label);
-        const report: JudgingReport = {
-          judgeModel: input.judge.model,
-          items: items.length,
-          pointwise: {
-            items: pointwise.length, accuracy: mean(pointwise.map((x) => x.accuracy)), yesItems: labelled('Yes').length,
-            accuracyOnYes: mean(labelled('Yes').map((x) => x.accuracy)), accuracyOnNo: mean(labelled('No').map((x) => x.accuracy)),
-          },
-          pairwise: { items: pairwise.length, accuracy: mean(pairwise.map((x) => x.accuracy)), choseA: mean(pairwise.map((x) => x.choseA)) },
-          callsMade,
-        };
-        await store.putJson(input.outputKey, report);
-        return report;
+        return { counts: scored.reduce((c, x) => countJudgedItem(c, x.item, x.accuracy, x.choseA), EMPTY_JUDGING_COUNTS), callsMade };
       });
     },
 
     /**
-     * Test-time self-reflection: the model answers, judges its own answer (Yes/No), and after
-     * anything but Yes solves again from "here is a question and an incorrect answer", at most
-     * `maxRounds` times. `samples` episodes per question.
+     * Test-time self-reflection on rows [from, to): the model answers, judges its own answer
+     * (Yes/No), and after anything but Yes solves again from "here is a question and an incorrect
+     * answer", at most `maxRounds` times; `samples` episodes per question, returned as counts.
      */
-    async selfReflection(input: { set: CoEvolveEvalSet; policy: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; maxRounds: number; temperature: number; samples: number; seed: number; outputKey: string }): Promise<SelfReflectionReport> {
+    async selfReflectionChunk(input: { rows: ObjectRef; from: number; to: number; policy: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; maxRounds: number; temperature: number; samples: number; seed: number }): Promise<{ counts: SelfReflectionCounts; callsMade: number }> {
       return mapFailures(async () => {
         const signal = cancellation();
-        const rows = await readRows(input.set);
+        const rows = (await readLines<EvalRow>(store, input.rows)).slice(input.from, input.to);
         const client = inference(input.policy.endpoint, { maxInFlight: input.policy.maxInFlight });
         let callsMade = 0;
         let done = 0;
-        const sampleOne = async (messages: ReturnType<typeof buildGeneratorMessages>, seed: number, maxTokens: number): Promise<string> => {
+        const sampleOne = async (messages: ChatMessage[], seed: number, maxTokens: number): Promise<string> => {
           const out = await sampleWithRetry(store, {
             client, model: input.policy.model, messages,
             sampling: { temperature: input.temperature, maxTokens, ...(input.temperature > 0 ? { seed } : {}) }, indices: [0], signal,
@@ -229,32 +230,29 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
           callsMade += out.callsMade;
           return out.samples[0]!.text;
         };
-        const episodes = await withHeartbeat(() => Promise.all(rows.flatMap((row) => Array.from({ length: input.samples }, async (_, e) => {
+        const episode = async (row: EvalRow, e: number): Promise<ScoredRounds> => {
           const rounds: (ReflectionRound & { correct: boolean })[] = [];
           let incorrect: string | null = null;
           while (shouldReflectAgain(rounds, input.maxRounds)) {
             const r = rounds.length;
             const messages = incorrect === null ? buildGeneratorMessages(row.question) : buildResolveMessages(row.question, incorrect);
-            const text = await sampleOne(messages, seedOf(input.seed, 'self-reflection', row.id, e, r, 'solve'), 2048);
-            const gate = formatGate(text);
+            const gate = formatGate(await sampleOne(messages, seedOf(input.seed, 'self-reflection', row.id, e, r, 'solve'), 2048));
             const answer = gate.ok ? gate.answer : null;
             const verdictText = await sampleOne(buildPointwiseJudgeMessages(row.question, answer ?? '(no answer)', 0), seedOf(input.seed, 'self-reflection', row.id, e, r, 'judge'), 1024);
             rounds.push({ answer, verdict: readVerdict('pointwise', verdictText), correct: answer !== null && answersEquivalent(answer, row.reference) });
             incorrect = answer ?? '(no answer)';
           }
-          return rounds;
-        }).map(async (episode) => {
-          const r = await episode;
           done++;
-          return r;
-        }))), () => ({ episodesDone: done }));
-        const report: SelfReflectionReport = {
-          model: input.policy.model, rows: rows.length, samples: input.samples, maxRounds: input.maxRounds, callsMade,
-          ...tallySelfReflection(episodes, input.maxRounds),
+          return rounds;
         };
-        await store.putJson(input.outputKey, report);
-        return report;
+        const episodes = await withHeartbeat(() => Promise.all(rows.flatMap((row) => Array.from({ length: input.samples }, (_, e) => episode(row, e)))), () => ({ episodesDone: done }));
+        return { counts: countSelfReflection(episodes, input.maxRounds), callsMade };
       });
+    },
+
+    /** Writes an evaluation's report (the workflow adds the chunks' counts up). */
+    async writeCoEvolveReport(input: { key: string; report: unknown }): Promise<ObjectRef> {
+      return mapFailures(() => store.putJson(input.key, input.report));
     },
   };
 }

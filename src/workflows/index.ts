@@ -7,4 +7,4 @@ export { trainPrm, trainPrmProgress } from './train-prm.js';
 export { rlTrain, rlTrainProgress, rlLatestCheckpoint, rlRecentMetrics, pauseSignal, resumeSignal, stopSignal, setHyperparametersUpdate } from './rl-train.js';
 export { coEvolve, coEvolveProgress } from './co-evolve.js';
 export { sparkPipeline, sparkPipelineProgress } from './spark-pipeline.js';
-export { evaluateJudging, evaluateSelfReflection } from './evaluate-co-evolution.js';
+export { evaluateJudging, evaluateJudgingProgress, evaluateSelfReflection, evaluateSelfReflectionProgress } from './evaluate-co-evolution.js';

@@ -4,7 +4,11 @@ import {
   buildPairwiseJudgeMessages, buildPointwiseJudgeMessages, buildReflectionMessages, buildResolveMessages, CO_EVOLVE_SECTIONS, coEvolveRoleOf,
   PAIRWISE_INSTRUCTIONS, POINTWISE_INSTRUCTIONS, readCoEvolveSection, readVerdict, recycledItemMessages, REFLECTION_INSTRUCTIONS,
 } from '../../src/domain/co-evolve-prompts.js';
-import { recycledReward, tallySelfReflection } from '../../src/domain/co-evolve-rewards.js';
+import { recycledReward } from '../../src/domain/co-evolve-rewards.js';
+import {
+  addJudgingCounts, addSelfReflectionCounts, countJudgedItem, countSelfReflection, EMPTY_JUDGING_COUNTS, emptySelfReflectionCounts, judgingAccuracyOf,
+  selfReflectionTallyOf, tallySelfReflection,
+} from '../../src/domain/co-evolve-tally.js';
 import { buildGeneratorMessages, detectRole } from '../../src/domain/prompts.js';
 import { cachedItemCount, takeFromCache } from '../../src/domain/rl.js';
 
@@ -110,5 +114,31 @@ describe('tallying test-time self-reflection', () => {
     expect(t).toMatchObject({ episodes: 4, fixed: 1, broke: 1, meanResolves: 1 });
     // Right verdicts: Yes on right (2), No on wrong (3), Yes on wrong (0), No on right (0), null on wrong (0): 5 of 8.
     expect(t.selfJudgeAccuracy).toBe(5 / 8);
+  });
+
+  it('adds chunks up to the tally of all their episodes', () => {
+    const ok = (verdict: 'Yes' | 'No') => ({ answer: '8', verdict, correct: true });
+    const bad = (verdict: 'Yes' | 'No') => ({ answer: '9', verdict, correct: false });
+    const episodes = [[ok('Yes')], [bad('No'), ok('Yes')], [ok('No'), bad('Yes')], [bad('No'), bad('No'), ok('Yes')], [bad('Yes')]];
+    const whole = tallySelfReflection(episodes, 2);
+    const parts = [episodes.slice(0, 2), episodes.slice(2, 3), episodes.slice(3)].map((e) => countSelfReflection(e, 2));
+    expect(selfReflectionTallyOf(parts.reduce(addSelfReflectionCounts, emptySelfReflectionCounts(2)))).toEqual(whole);
+    expect(whole).toMatchObject({ fixed: 2, broke: 1, accuracyByRound: [0.4, 0.4, 0.6] });
+  });
+});
+
+describe('tallying judging accuracy', () => {
+  const q = 'Start with 5. Add 3.';
+  it('averages per item type, per pointwise label, and the share of A answers, across chunks', () => {
+    const yes: RecycledItem = { kind: 'pointwise', promptId: 'a', template: 0, question: q, answer: '8', label: 'Yes' };
+    const no: RecycledItem = { kind: 'pointwise', promptId: 'b', template: 0, question: q, answer: '9', label: 'No' };
+    const pair: RecycledItem = { kind: 'pairwise', promptId: 'c', template: 0, question: q, a: '8', b: '9', label: 'A' };
+    const first = countJudgedItem(countJudgedItem(EMPTY_JUDGING_COUNTS, yes, 1, 0), pair, 0.75, 0.75);
+    const second = countJudgedItem(countJudgedItem(EMPTY_JUDGING_COUNTS, no, 0.25, 0), { ...pair, promptId: 'd', label: 'B', a: '9', b: '8' }, 0.5, 0.5);
+    expect(judgingAccuracyOf(addJudgingCounts(first, second))).toEqual({
+      pointwise: { items: 2, yesItems: 1, accuracy: 0.625, accuracyOnYes: 1, accuracyOnNo: 0.25 },
+      pairwise: { items: 2, accuracy: 0.625, choseA: 0.625 },
+    });
+    expect(judgingAccuracyOf(EMPTY_JUDGING_COUNTS).pointwise.accuracy).toBe(0);
   });
 });

@@ -17,7 +17,7 @@ import { objectStoreAdapterReader } from '../../src/sim/models.js';
 import type { SimServer } from '../../src/sim/server.js';
 import { startSimServer } from '../../src/sim/server.js';
 import {
-  coEvolve, evaluateJudging, evaluateSelfReflection, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
+  coEvolve, evaluateJudging, evaluateSelfReflection, evaluateSelfReflectionProgress, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import type { TrainerProcess } from '../support/harness.js';
@@ -262,24 +262,26 @@ describe('coEvolve', () => {
 });
 
 describe('co-evolution evaluations', () => {
-  it('scores test-time self-reflection per round, with fixes and breaks that account for the change', { timeout: 120_000 }, async () => {
+  it('scores test-time self-reflection per round in chunks, with fixes and breaks that account for the change', { timeout: 120_000 }, async () => {
     const { client, close } = await connectClient();
     try {
       await withWorker({ taskQueue }, async () => {
         const runName = `sr-${randomUUID().slice(0, 8)}`;
-        const args = { runName, policy: { endpoint: { baseURL: sim.url }, model: 'sim-policy' }, dataset: { uri: heldOutUri, fields }, maxRounds: 2, samples: 3, seed: 2 };
-        const report = await client.workflow.execute(evaluateSelfReflection, { taskQueue, workflowId: `test/${runName}`, args: [args] });
+        const args = { runName, policy: { endpoint: { baseURL: sim.url }, model: 'sim-policy' }, dataset: { uri: heldOutUri, fields }, maxRounds: 2, samples: 3, seed: 2, chunkSize: 5 };
+        const handle = await client.workflow.start(evaluateSelfReflection, { taskQueue, workflowId: `test/${runName}`, args: [args] });
+        const report = await handle.result();
         expect(report).toMatchObject({ rows: 12, samples: 3, episodes: 36, maxRounds: 2 });
+        expect(await handle.query(evaluateSelfReflectionProgress)).toMatchObject({ stage: 'completed', chunksTotal: 3, chunksDone: 3, done: 12 });
         expect(report.accuracyByRound).toHaveLength(3);
         // What reflection changed is exactly the answers it fixed minus those it broke.
         expect(Math.round((report.accuracyByRound[2]! - report.accuracyByRound[0]!) * 36)).toBe(report.fixed - report.broke);
         expect(report.meanResolves).toBeGreaterThan(0);
         expect(report.meanResolves).toBeLessThanOrEqual(2);
         expect(await store.getJson(`runs/${runName}/co-evolve-eval/self-reflection/sim-policy.json`)).toEqual(report);
-        // Again: every call is read back from the sample store.
+        // In one chunk: the same episodes, every call read back from the sample store.
         const calls = sim.log.entries.length;
-        const again = await client.workflow.execute(evaluateSelfReflection, { taskQueue, workflowId: `test/${runName}-again`, args: [args] });
-        expect(again).toEqual({ ...report, callsMade: 0 });
+        const whole = await client.workflow.execute(evaluateSelfReflection, { taskQueue, workflowId: `test/${runName}-whole`, args: [{ ...args, chunkSize: 100 }] });
+        expect(whole).toEqual({ ...report, callsMade: 0 });
         expect(sim.log.entries.length).toBe(calls);
       });
     } finally {
@@ -293,19 +295,24 @@ describe('co-evolution evaluations', () => {
       await withWorker({ taskQueue }, async () => {
         const runName = `jb-${randomUUID().slice(0, 8)}`;
         const endpoint = { baseURL: sim.url };
-        const args = (model: string) => ({
-          runName, judge: { endpoint, model }, benchmark: { dataset: { uri: heldOutUri, fields }, generator: { endpoint, model: 'sim-policy' }, samplesPerQuestion: 6 }, samples: 4, seed: 3,
+        const args = (model: string, chunkSize = 5) => ({
+          runName, judge: { endpoint, model }, benchmark: { dataset: { uri: heldOutUri, fields }, generator: { endpoint, model: 'sim-policy' }, samplesPerQuestion: 6 }, samples: 4, seed: 3, chunkSize,
         });
         const weak = await client.workflow.execute(evaluateJudging, { taskQueue, workflowId: `test/${runName}-weak`, args: [args('sim-policy')] });
         const generatorCalls = sim.log.entries.filter((e) => e.role === 'generator').length;
         const strong = await client.workflow.execute(evaluateJudging, { taskQueue, workflowId: `test/${runName}-strong`, args: [args('sim-verifier')] });
         expect(strong.benchmark).toBe(weak.benchmark);
+        expect((await store.list(`${weak.benchmark}/`)).length).toBe(3);
         expect(sim.log.entries.filter((e) => e.role === 'generator').length).toBe(generatorCalls);
         expect(weak.items).toBe(weak.pointwise.items + weak.pairwise.items);
         expect(weak.pointwise.items).toBeGreaterThan(0);
         expect(weak.pairwise.items).toBeGreaterThan(0);
         expect(strong.pointwise.accuracy).toBeGreaterThan(weak.pointwise.accuracy);
         expect(strong.pairwise.accuracy).toBeGreaterThan(weak.pairwise.accuracy);
+        // Cut into one chunk, the benchmark has the same items and the judge the same scores.
+        const whole = await client.workflow.execute(evaluateJudging, { taskQueue, workflowId: `test/${runName}-whole`, args: [args('sim-policy', 100)] });
+        expect(whole.benchmark).not.toBe(weak.benchmark);
+        expect({ ...whole, benchmark: '', callsMade: 0 }).toEqual({ ...weak, benchmark: '', callsMade: 0 });
       });
     } finally {
       await close();

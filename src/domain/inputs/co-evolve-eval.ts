@@ -19,6 +19,9 @@ const sampledEvaluation = {
   /** Samples per question or item (more than one needs temperature > 0). */
   samples: z.number().int().min(1).max(64).default(4),
   seed: z.number().int().nonnegative().default(0),
+  /** Questions per activity (each chunk is retried and resumed on its own), and chunks in flight at once. */
+  chunkSize: z.number().int().min(1).max(100_000).default(50),
+  concurrency: z.number().int().min(1).max(256).default(4),
   outputPrefix: z.string().regex(KEY_PREFIX, 'a key prefix without leading or trailing "/"').optional(),
 };
 
