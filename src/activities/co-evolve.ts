@@ -61,7 +61,7 @@ const BENCHMARK_RULES = { pointwise: true, pairwise: true, reflection: false, ma
 /**
  * Judging accuracy on a benchmark: the share of right verdicts per item type, for pointwise also per
  * label (a judge that always says Yes gets 1 and 0), and for pairwise how often the judge answered A
- * (0.5 for a judge without position bias).
+ * next to how often A was right (equal for a perfect judge; a position bias shows as the gap).
  */
 export interface JudgingReport extends JudgingCounts {
   judgeModel: string;

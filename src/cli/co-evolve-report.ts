@@ -138,12 +138,12 @@ await withSandboxWorker('spark-coevolve-report', async ({ client, store, stack, 
   console.log(`Co-evolving SPARK on the sandbox: ${STEPS} rollout steps × ${BATCH} prompts × ${GROUP} rollouts, verifiable reward, lr ${LR}, seed ${SEED}`);
   console.log(`Held-out: ${HELD_OUT} unseen problems. Policy accuracy: 4 samples at T=1. Judging: ${bench.pointwise.items} pointwise (${bench.pointwise.yesItems} Yes) and ${bench.pairwise.items} pairwise items from sim-policy's answers, 4 verdicts each at T=1.`);
   console.log('Self-reflection: answer, judge itself, re-solve after anything but Yes, at most 2 re-solves; 4 episodes per problem at T=1.\n');
-  console.log('| run | recycled steps | held-out acc (start → end) | pointwise judging (on Yes / on No) | pairwise judging (chose A) | self-reflection acc (0 → 1 → 2 re-solves) | fixed | broke | self-verdicts right |');
+  console.log('| run | recycled steps | held-out acc (start → end) | pointwise judging (on Yes / on No) | pairwise judging (answers A / A right) | self-reflection acc (0 → 1 → 2 re-solves) | fixed | broke | self-verdicts right |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const j = r.judging;
     const s = r.reflection;
-    console.log(`| ${r.name} | ${r.recycledSteps} | ${pct(r.heldOut.start)} → ${pct(r.heldOut.end)} | ${pct(j.pointwise.accuracy)} (${pct(j.pointwise.accuracyOnYes)} / ${pct(j.pointwise.accuracyOnNo)}) | ${pct(j.pairwise.accuracy)} (${pct(j.pairwise.choseA)}) `
+    console.log(`| ${r.name} | ${r.recycledSteps} | ${pct(r.heldOut.start)} → ${pct(r.heldOut.end)} | ${pct(j.pointwise.accuracy)} (${pct(j.pointwise.accuracyOnYes)} / ${pct(j.pointwise.accuracyOnNo)}) | ${pct(j.pairwise.accuracy)} (${pct(j.pairwise.choseA)} / ${pct(j.pairwise.labelA)}) `
       + `| ${s.accuracyByRound.map(pct).join(' → ')} | ${s.fixed} | ${s.broke} | ${pct(s.selfJudgeAccuracy)} |`);
   }
   for (const r of rows.filter((x) => x.metrics.length > 0)) {

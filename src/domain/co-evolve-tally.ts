@@ -84,12 +84,13 @@ export function tallySelfReflection(episodes: readonly ScoredRounds[], maxRounds
 /** Judging accuracy as sums over items (each item's accuracy is the share of its verdicts that are right). */
 export interface JudgingCounts {
   pointwise: { items: number; accuracy: number; yesItems: number; accuracyOnYes: number; accuracyOnNo: number };
-  pairwise: { items: number; accuracy: number; choseA: number };
+  /** `labelA`: items whose right answer is A (where a judge without position bias answers A as often). */
+  pairwise: { items: number; accuracy: number; choseA: number; labelA: number };
 }
 
 export const EMPTY_JUDGING_COUNTS: JudgingCounts = {
   pointwise: { items: 0, accuracy: 0, yesItems: 0, accuracyOnYes: 0, accuracyOnNo: 0 },
-  pairwise: { items: 0, accuracy: 0, choseA: 0 },
+  pairwise: { items: 0, accuracy: 0, choseA: 0, labelA: 0 },
 };
 
 /** Adds one judged item: `accuracy` its share of right verdicts, `choseA` its share of A answers (pairwise). */
@@ -101,7 +102,7 @@ export function countJudgedItem(c: JudgingCounts, item: RecycledItem, accuracy: 
   }
   if (item.kind === 'pairwise') {
     const p = c.pairwise;
-    return { ...c, pairwise: { items: p.items + 1, accuracy: p.accuracy + accuracy, choseA: p.choseA + choseA } };
+    return { ...c, pairwise: { items: p.items + 1, accuracy: p.accuracy + accuracy, choseA: p.choseA + choseA, labelA: p.labelA + (item.label === 'A' ? 1 : 0) } };
   }
   return c;
 }
@@ -111,13 +112,13 @@ export function addJudgingCounts(a: JudgingCounts, b: JudgingCounts): JudgingCou
   return { pointwise: sum(a.pointwise, b.pointwise), pairwise: sum(a.pairwise, b.pairwise) };
 }
 
-/** Means from sums: accuracy per type, pointwise also per label, and how often pairwise verdicts said A. */
+/** Means from sums: accuracy per type, pointwise also per label, how often pairwise verdicts said A and how often A was right. */
 export function judgingAccuracyOf(c: JudgingCounts): JudgingCounts {
   const per = (x: number, n: number): number => (n === 0 ? 0 : x / n);
   const p = c.pointwise;
   const q = c.pairwise;
   return {
     pointwise: { items: p.items, yesItems: p.yesItems, accuracy: per(p.accuracy, p.items), accuracyOnYes: per(p.accuracyOnYes, p.yesItems), accuracyOnNo: per(p.accuracyOnNo, p.items - p.yesItems) },
-    pairwise: { items: q.items, accuracy: per(q.accuracy, q.items), choseA: per(q.choseA, q.items) },
+    pairwise: { items: q.items, accuracy: per(q.accuracy, q.items), choseA: per(q.choseA, q.items), labelA: per(q.labelA, q.items) },
   };
 }

@@ -137,7 +137,7 @@ describe('tallying judging accuracy', () => {
     const second = countJudgedItem(countJudgedItem(EMPTY_JUDGING_COUNTS, no, 0.25, 0), { ...pair, promptId: 'd', label: 'B', a: '9', b: '8' }, 0.5, 0.5);
     expect(judgingAccuracyOf(addJudgingCounts(first, second))).toEqual({
       pointwise: { items: 2, yesItems: 1, accuracy: 0.625, accuracyOnYes: 1, accuracyOnNo: 0.25 },
-      pairwise: { items: 2, accuracy: 0.625, choseA: 0.625 },
+      pairwise: { items: 2, accuracy: 0.625, choseA: 0.625, labelA: 0.5 },
     });
     expect(judgingAccuracyOf(EMPTY_JUDGING_COUNTS).pointwise.accuracy).toBe(0);
   });
