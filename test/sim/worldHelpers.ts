@@ -3,6 +3,7 @@ import type { ChatMessage } from '../../src/domain/chat.js';
 import type { SimModelOverrides, SimModelParams } from '../../src/sim/params.js';
 import { applyOverrides, DEFAULT_SIM_MODELS } from '../../src/sim/params.js';
 import { respond } from '../../src/sim/world.js';
+import { Sampler } from '../../src/sim/world/sampling.js';
 
 export interface AskOptions {
   temperature?: number;
@@ -30,4 +31,14 @@ export function ask(model: string, messages: readonly ChatMessage[], options: As
     seed: options.seed ?? 0,
     choiceIndex: options.choiceIndex ?? 0,
   }).content;
+}
+
+/** A sampler that remembers every likelihood decision it was asked for. */
+export class RecordingSampler extends Sampler {
+  readonly drawn: { logit: number; outcome: boolean }[] = [];
+  override chanceLogit(x: number): boolean {
+    const outcome = super.chanceLogit(x);
+    this.drawn.push({ logit: x, outcome });
+    return outcome;
+  }
 }

@@ -12,22 +12,11 @@ import {
 import type { OptimizerState } from '../../src/sim/trainer/prm-fit.js';
 import { optimizerStep, zeroOptimizerState } from '../../src/sim/trainer/prm-fit.js';
 import { MAX_FILLERS_PER_STEP, writePolicyResponse } from '../../src/sim/world/policy.js';
-import { Sampler } from '../../src/sim/world/sampling.js';
-import { ask, modelParams } from '../sim/worldHelpers.js';
+import { ask, modelParams, RecordingSampler } from '../sim/worldHelpers.js';
 
 const problems = generateProblems({ seed: 'policy-fit', count: 400 });
 const base = modelParams('sim-policy').policy;
 const baseVector = policyVector(base);
-
-/** A sampler that remembers every likelihood decision it was asked for. */
-class RecordingSampler extends Sampler {
-  readonly drawn: { logit: number; outcome: boolean }[] = [];
-  override chanceLogit(x: number): boolean {
-    const outcome = super.chanceLogit(x);
-    this.drawn.push({ logit: x, outcome });
-    return outcome;
-  }
-}
 
 /** Decisions counted by parameter and outcome, e.g. `splitStepsLogit:true`. */
 function tally(decisions: readonly { parameter: PolicyParameter; outcome: boolean }[]): Record<string, number> {

@@ -16,10 +16,10 @@ import {
   combinedVector, grpoLoss, grpoUpdate, observePolicy, policyVector, readSelfJudgeDecisions, SELF_JUDGE_OFFSET, SELF_JUDGE_VECTOR_NAMES, selfJudgeOverridesOf, selfJudgeVector,
 } from '../../src/sim/trainer/policy-fit.js';
 import { zeroOptimizerState } from '../../src/sim/trainer/prm-fit.js';
-import { Sampler, sigmoid } from '../../src/sim/world/sampling.js';
+import { sigmoid } from '../../src/sim/world/sampling.js';
 import type { SelfJudgeRole } from '../../src/sim/world/selfJudge.js';
 import { writeSelfJudgeResponse } from '../../src/sim/world/selfJudge.js';
-import { ask, modelParams } from '../sim/worldHelpers.js';
+import { ask, modelParams, RecordingSampler } from '../sim/worldHelpers.js';
 
 const problems = generateProblems({ seed: 'self-judge', count: 600 });
 const base = modelParams('sim-policy');
@@ -134,16 +134,6 @@ describe('the self-judge in the world', () => {
     expect(resolved.boxed).toHaveLength(1);
   });
 });
-
-/** A sampler that remembers every likelihood decision it was asked for. */
-class RecordingSampler extends Sampler {
-  readonly drawn: { logit: number; outcome: boolean }[] = [];
-  override chanceLogit(x: number): boolean {
-    const outcome = super.chanceLogit(x);
-    this.drawn.push({ logit: x, outcome });
-    return outcome;
-  }
-}
 
 /** Parameters whose decisions come out both ways often: a sloppy re-solver that resolveShift makes more careful. */
 const readBackOverrides: SimModelOverrides = {
