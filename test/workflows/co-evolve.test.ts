@@ -5,37 +5,26 @@
  * self-reflection and judging evaluations.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoEvolveInput } from '../../src/domain/inputs/co-evolve.js';
 import { detectRole } from '../../src/domain/prompts.js';
 import type { GrpoExample } from '../../src/domain/trainer-protocol.js';
-import { objectStoreAdapterReader } from '../../src/sim/models.js';
-import type { SimServer } from '../../src/sim/server.js';
-import { startSimServer } from '../../src/sim/server.js';
 import {
   coEvolve, evaluateJudging, evaluateSelfReflection, evaluateSelfReflectionProgress, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';
-import { uploadSandboxProblems } from '../support/datasets.js';
-import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, metricsRows, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
-import { freePort } from '../support/paths.js';
+import { connectClient, makeStore, metricsRows, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { TrainingSandbox } from '../support/training-sandbox.js';
 
 const store = makeStore();
-const dir = mkdtempSync(join(tmpdir(), 'co-evolve-'));
-const eventsFile = join(dir, 'events.jsonl');
 const taskQueue = uniqueTaskQueue('co-evolve');
 const fields = { question: 'question', answer: 'answer' };
-let sim: SimServer;
-let trainer: TrainerProcess;
-let trainerPort: number;
+let box: TrainingSandbox;
+let sim: TrainingSandbox['sim'];
 let promptsUri: string;
 let heldOutUri: string;
 
-const events = () => readTrainerEvents(eventsFile);
+const events = () => box.events();
 const BATCH = 4;
 
 function input(runName: string, extra: Partial<CoEvolveInput> = {}): CoEvolveInput {
@@ -43,7 +32,7 @@ function input(runName: string, extra: Partial<CoEvolveInput> = {}): CoEvolveInp
   return {
     runName,
     policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
-    trainer: { baseURL: trainer.url },
+    trainer: { baseURL: box.trainerURL },
     dataset: { uri: promptsUri, fields },
     evaluation: { sets: [{ name: 'held-out', uri: heldOutUri, fields }], every: 3, temperature: 1, samples: 2 },
     grpo: { batchSize: BATCH, groupSize: 4 },
@@ -73,17 +62,12 @@ async function expectedKinds(prefix: string, totalSteps: number): Promise<string
 }
 
 beforeAll(async () => {
-  sim = await startSimServer({ seed: 81, readAdapter: objectStoreAdapterReader(() => store) });
-  trainerPort = await freePort();
-  trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
-  await trainer.ready;
-  promptsUri = (await uploadSandboxProblems(store, { seed: 82, count: 40, withAnswers: true })).uri;
-  heldOutUri = (await uploadSandboxProblems(store, { seed: 83, count: 12, withAnswers: true })).uri;
+  box = await TrainingSandbox.start(store, { sim: 81, prompts: 82, heldOut: 83 });
+  ({ sim, promptsUri, heldOutUri } = box);
 }, 60_000);
 
 afterAll(async () => {
-  await trainer.kill();
-  await sim.close();
+  await box.close();
   store.destroy();
 });
 
@@ -193,13 +177,10 @@ describe('coEvolve', () => {
         const reference = await client.workflow.execute(coEvolve, { taskQueue, workflowId: `test/${refName}`, args: [input(refName, { totalSteps: 9, checkpointEvery: 4, evaluation: { sets: [] } })] });
         const runName = `co-tcrash-${randomUUID().slice(0, 8)}`;
         const handle = await client.workflow.start(coEvolve, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 9, checkpointEvery: 4, evaluation: { sets: [] } })] });
-        const mine = () => events().filter((e) => e.event === 'step' && e.applied && e.session?.includes(runName));
+        const mine = () => box.appliedSteps(runName);
         await until(() => mine().length >= 6, 'six applied steps');
         const killedPid = mine()[0]!.pid;
-        await trainer.kill();
-        await new Promise((r) => setTimeout(r, 1000));
-        trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
-        await trainer.ready;
+        await box.restartTrainer();
         const result = await handle.result();
         expect(await store.getText(`${result.checkpoint!}/state.json`)).toBe(await store.getText(`${reference.checkpoint!}/state.json`));
         const metrics = await rows(store, `runs/${runName}/co-evolve`);

@@ -4,44 +4,34 @@
  * of the worker and of the trainer, and input checks.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../src/backends/s3-store.js';
 import type { RlTrainInput } from '../../src/domain/inputs/rl-train.js';
-import { objectStoreAdapterReader } from '../../src/sim/models.js';
-import type { SimServer } from '../../src/sim/server.js';
-import { startSimServer } from '../../src/sim/server.js';
 import type { AuditEntry } from '../../src/workflows/rl-train.js';
 import {
   pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';
-import { uploadSandboxProblems } from '../support/datasets.js';
-import type { TrainerProcess } from '../support/harness.js';
-import { connectClient, makeStore, metricsRows, readTrainerEvents, spawnTrainerProcess, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
-import { freePort } from '../support/paths.js';
+import { connectClient, makeStore, metricsRows, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+import { TrainingSandbox } from '../support/training-sandbox.js';
 import { mathDatasetsDir } from '../../src/client/math-datasets.js';
 
 const store = makeStore();
-const dir = mkdtempSync(join(tmpdir(), 'rl-train-'));
-const eventsFile = join(dir, 'events.jsonl');
 const taskQueue = uniqueTaskQueue('rl-train');
-let sim: SimServer;
-let trainer: TrainerProcess;
-let trainerPort: number;
+let box: TrainingSandbox;
+let sim: TrainingSandbox['sim'];
 let promptsUri: string;
 let heldOutUri: string;
 
-const events = () => readTrainerEvents(eventsFile);
+const events = () => box.events();
 
 function input(runName: string, extra: Partial<RlTrainInput> = {}): RlTrainInput {
   const endpoint = { baseURL: sim.url };
   return {
     runName,
     policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
-    trainer: { baseURL: trainer.url },
+    trainer: { baseURL: box.trainerURL },
     reward: { formulation: 'selective-advantage', prm: { endpoint, model: 'sim-verifier', style: 'prm-cot' } },
     dataset: { uri: promptsUri, fields: { question: 'question', answer: 'answer' } },
     evaluation: { sets: [{ name: 'held-out', uri: heldOutUri, fields: { question: 'question', answer: 'answer' } }], every: 4 },
@@ -61,17 +51,12 @@ async function finalState(s: ObjectStore, checkpoint: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  sim = await startSimServer({ seed: 71, readAdapter: objectStoreAdapterReader(() => store) });
-  trainerPort = await freePort();
-  trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
-  await trainer.ready;
-  promptsUri = (await uploadSandboxProblems(store, { seed: 72, count: 40, withAnswers: true })).uri;
-  heldOutUri = (await uploadSandboxProblems(store, { seed: 73, count: 12, withAnswers: true })).uri;
+  box = await TrainingSandbox.start(store, { sim: 71, prompts: 72, heldOut: 73 });
+  ({ sim, promptsUri, heldOutUri } = box);
 }, 60_000);
 
 afterAll(async () => {
-  await trainer.kill();
-  await sim.close();
+  await box.close();
   store.destroy();
 });
 
@@ -192,13 +177,10 @@ describe('rlTrain', () => {
         const reference = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-tref-${randomUUID().slice(0, 8)}`, args: [input(`rl-tref-${randomUUID().slice(0, 8)}`, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
         const runName = `rl-tcrash-${randomUUID().slice(0, 8)}`;
         const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
-        const mine = () => events().filter((e) => e.event === 'step' && e.applied && e.session?.includes(runName));
+        const mine = () => box.appliedSteps(runName);
         await until(() => mine().length >= 6, 'six applied steps');
         const killedPid = mine()[0]!.pid;
-        await trainer.kill();
-        await new Promise((r) => setTimeout(r, 1000));
-        trainer = spawnTrainerProcess({ port: trainerPort, eventsFile });
-        await trainer.ready;
+        await box.restartTrainer();
         const result = await handle.result();
         expect(await finalState(store, result.checkpoint!)).toBe(await finalState(store, reference.checkpoint!));
         expect((await rows(store, `runs/${runName}/rl`)).map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
