@@ -3,11 +3,9 @@
  * two evaluations (test-time self-reflection, judging accuracy on held-out items). Every model
  * call goes through the sample store, so a retry or a re-run pays for nothing twice.
  */
-import { setMaxListeners } from 'node:events';
-import { Context } from '@temporalio/activity';
 import type { ChatMessage, SamplingParams } from '../domain/chat.js';
-import type { RecycledItem, ReflectionRound, RolloutGroup } from '../domain/co-evolve.js';
-import { recycleBatch, shouldReflectAgain } from '../domain/co-evolve.js';
+import type { RecycledItem, RecycleOptions, ReflectionRound, RolloutGroup } from '../domain/co-evolve.js';
+import { recycleBatch, shouldReflectAgain, SPARK_RECYCLING } from '../domain/co-evolve.js';
 import { buildPointwiseJudgeMessages, buildResolveMessages, readVerdict, recycledItemMessages } from '../domain/co-evolve-prompts.js';
 import { recycledReward } from '../domain/co-evolve-rewards.js';
 import type { JudgingCounts, ScoredRounds, SelfReflectionCounts, SelfReflectionTally } from '../domain/co-evolve-tally.js';
@@ -17,7 +15,7 @@ import type { CoEvolveEvalSet } from '../domain/inputs/co-evolve-eval.js';
 import type { RlTrainConfig } from '../domain/inputs/rl-train.js';
 import { answersEquivalent } from '../domain/math-answer.js';
 import { buildGeneratorMessages } from '../domain/prompts.js';
-import { hashParts, rngFrom } from '../domain/random.js';
+import { rngFrom, samplingSeed } from '../domain/random.js';
 import type { ObjectRef } from '../domain/refs.js';
 import { joinKey } from '../domain/refs.js';
 import { formatGate, groupAdvantages } from '../domain/rewards.js';
@@ -28,19 +26,9 @@ import { sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import type { ActivityDeps } from './deps.js';
 import { DatasetError, mapFailures } from './failures.js';
-import { withHeartbeat } from './heartbeat.js';
+import { activityCancellation, withHeartbeat } from './heartbeat.js';
 import type { RlRolloutsResult } from './rl.js';
 import { readLines, referenceAnswer, storeGrpoBatch } from './rl.js';
-
-/** A sampling seed per purpose, so each call is its own stored request. */
-const seedOf = (...parts: (string | number)[]): number => Number.parseInt(hashParts(...parts).slice(0, 8), 16);
-
-function cancellation(): AbortSignal {
-  const signal = Context.current().cancellationSignal;
-  // Every concurrent request listens to the activity's cancellation.
-  setMaxListeners(0, signal);
-  return signal;
-}
 
 /** Rows of an evaluation set, with the reference answer read out of each. */
 interface EvalRow {
@@ -56,7 +44,7 @@ export interface JudgingBenchmarkChunk {
 }
 
 /** The benchmark's items: the training rules for judging items, without caps or reflection items. */
-const BENCHMARK_RULES = { pointwise: true, pairwise: true, reflection: false, maxJudging: Number.MAX_SAFE_INTEGER, maxReflection: 0, mixedPointwise: 0.3, mixedPairwise: 0.7 };
+const BENCHMARK_RULES: RecycleOptions = { ...SPARK_RECYCLING, reflection: false, maxJudging: Number.MAX_SAFE_INTEGER, maxReflection: 0 };
 
 /**
  * Judging accuracy on a benchmark: the share of right verdicts per item type, for pointwise also per
@@ -98,7 +86,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
     async recycledRollouts(input: { config: RlTrainConfig; outputPrefix: string; step: number; parts: CachePart[]; servedModel: string; learningRate: number; klCoefficient: number }): Promise<RlRolloutsResult> {
       return mapFailures(async () => {
         const { config, step } = input;
-        const signal = cancellation();
+        const signal = activityCancellation();
         const items: RecycledItem[] = [];
         for (const part of input.parts) {
           const ref = { uri: store.uri(joinKey(input.outputPrefix, 'recycled', `${stepName(part.rlStep)}.jsonl`)) };
@@ -112,7 +100,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
         let done = 0;
         const groups = await withHeartbeat(() => Promise.all(items.map(async (item, k) => {
           const messages = recycledItemMessages(item);
-          const sampling: SamplingParams = { ...config.policy.sampling, seed: seedOf(config.seed, 'recycled', step, k) };
+          const sampling: SamplingParams = { ...config.policy.sampling, seed: samplingSeed(config.seed, 'recycled', step, k) };
           const out = await sampleWithRetry(store, { client: policy, model: input.servedModel, messages, sampling, indices: Array.from({ length: config.grpo.groupSize }, (_, i) => i), signal });
           callsMade += out.callsMade;
           samplesReused += out.samplesReused;
@@ -156,7 +144,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
      */
     async judgingBenchmarkChunk(input: { rows: ObjectRef; from: number; to: number; generator: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; samplesPerQuestion: number; temperature: number; seed: number; outputKey: string }): Promise<JudgingBenchmarkChunk> {
       return mapFailures(async () => {
-        const signal = cancellation();
+        const signal = activityCancellation();
         const rows = (await readLines<EvalRow>(store, input.rows)).slice(input.from, input.to);
         const client = inference(input.generator.endpoint, { maxInFlight: input.generator.maxInFlight });
         let callsMade = 0;
@@ -164,7 +152,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
         const items = await withHeartbeat(() => Promise.all(rows.map(async (row): Promise<RecycledItem[]> => {
           const out = await sampleWithRetry(store, {
             client, model: input.generator.model, messages: buildGeneratorMessages(row.question),
-            sampling: { temperature: input.temperature, maxTokens: 2048, seed: seedOf(input.seed, 'judging-benchmark', row.id) },
+            sampling: { temperature: input.temperature, maxTokens: 2048, seed: samplingSeed(input.seed, 'judging-benchmark', row.id) },
             indices: Array.from({ length: input.samplesPerQuestion }, (_, i) => i), signal,
           });
           callsMade += out.callsMade;
@@ -187,7 +175,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
     /** Judging accuracy of `judge` on one chunk of benchmark items (each in its own template), `samples` verdicts per item, as counts. */
     async judgingChunk(input: { items: ObjectRef; judge: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; temperature: number; samples: number; seed: number }): Promise<{ counts: JudgingCounts; callsMade: number }> {
       return mapFailures(async () => {
-        const signal = cancellation();
+        const signal = activityCancellation();
         const items = await readLines<RecycledItem>(store, input.items);
         const client = inference(input.judge.endpoint, { maxInFlight: input.judge.maxInFlight });
         let callsMade = 0;
@@ -195,7 +183,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
         const scored = await withHeartbeat(() => Promise.all(items.map(async (item) => {
           const out = await sampleWithRetry(store, {
             client, model: input.judge.model, messages: recycledItemMessages(item),
-            sampling: { temperature: input.temperature, maxTokens: 1024, ...(input.temperature > 0 ? { seed: seedOf(input.seed, 'judging', item.promptId, item.kind) } : {}) },
+            sampling: { temperature: input.temperature, maxTokens: 1024, ...(input.temperature > 0 ? { seed: samplingSeed(input.seed, 'judging', item.promptId, item.kind) } : {}) },
             indices: Array.from({ length: input.samples }, (_, i) => i), signal,
           });
           callsMade += out.callsMade;
@@ -217,7 +205,7 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
      */
     async selfReflectionChunk(input: { rows: ObjectRef; from: number; to: number; policy: { endpoint: InferenceEndpoint; model: string; maxInFlight: number }; maxRounds: number; temperature: number; samples: number; seed: number }): Promise<{ counts: SelfReflectionCounts; callsMade: number }> {
       return mapFailures(async () => {
-        const signal = cancellation();
+        const signal = activityCancellation();
         const rows = (await readLines<EvalRow>(store, input.rows)).slice(input.from, input.to);
         const client = inference(input.policy.endpoint, { maxInFlight: input.policy.maxInFlight });
         let callsMade = 0;
@@ -236,9 +224,9 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
           while (shouldReflectAgain(rounds, input.maxRounds)) {
             const r = rounds.length;
             const messages = incorrect === null ? buildGeneratorMessages(row.question) : buildResolveMessages(row.question, incorrect);
-            const gate = formatGate(await sampleOne(messages, seedOf(input.seed, 'self-reflection', row.id, e, r, 'solve'), 2048));
+            const gate = formatGate(await sampleOne(messages, samplingSeed(input.seed, 'self-reflection', row.id, e, r, 'solve'), 2048));
             const answer = gate.ok ? gate.answer : null;
-            const verdictText = await sampleOne(buildPointwiseJudgeMessages(row.question, answer ?? '(no answer)', 0), seedOf(input.seed, 'self-reflection', row.id, e, r, 'judge'), 1024);
+            const verdictText = await sampleOne(buildPointwiseJudgeMessages(row.question, answer ?? '(no answer)', 0), samplingSeed(input.seed, 'self-reflection', row.id, e, r, 'judge'), 1024);
             rounds.push({ answer, verdict: readVerdict('pointwise', verdictText), correct: answer !== null && answersEquivalent(answer, row.reference) });
             incorrect = answer ?? '(no answer)';
           }

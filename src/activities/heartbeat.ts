@@ -1,4 +1,12 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
+
+/** The activity's cancellation signal, for many concurrent requests to listen to at once. */
+export function activityCancellation(): AbortSignal {
+  const signal = Context.current().cancellationSignal;
+  setMaxListeners(0, signal);
+  return signal;
+}
 
 /**
  * Heartbeats every `everyMs` while `fn` runs, so a worker that dies mid-call is noticed within

@@ -4,8 +4,6 @@
  * the audit log. Every output is keyed by step, so a retry rewrites the same object and the
  * metrics have exactly one row per step.
  */
-import { setMaxListeners } from 'node:events';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { TrainerClient } from '../backends/trainer.js';
@@ -17,7 +15,7 @@ import { parseRewardModelOutput } from '../domain/formats.js';
 import type { RlTrainConfig } from '../domain/inputs/rl-train.js';
 import { answersEquivalent, extractBoxedAnswer, normalizeAnswer } from '../domain/math-answer.js';
 import { buildGeneratorMessages, buildPrmMessages } from '../domain/prompts.js';
-import { hashParts, rngFrom } from '../domain/random.js';
+import { rngFrom, samplingSeed } from '../domain/random.js';
 import type { ObjectRef } from '../domain/refs.js';
 import { joinKey } from '../domain/refs.js';
 import type { RolloutForReward, RolloutReward } from '../domain/rewards.js';
@@ -29,7 +27,7 @@ import { sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import type { ActivityDeps } from './deps.js';
 import { DatasetError, mapFailures } from './failures.js';
-import { withHeartbeat } from './heartbeat.js';
+import { activityCancellation, withHeartbeat } from './heartbeat.js';
 import { checkpointCommitted, ensureTrainerSession } from './training.js';
 
 /** The prompts and evaluation sets as the run reads them: one JSONL each in the run's outputs. */
@@ -201,9 +199,7 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
     async rlRollouts(input: RlStepInput): Promise<RlRolloutsResult> {
       return mapFailures(async () => {
         const { config, step } = input;
-        const signal = Context.current().cancellationSignal;
-        // Every concurrent request listens to the activity's cancellation.
-        setMaxListeners(0, signal);
+        const signal = activityCancellation();
         const prompts = await readLines<{ id: string; question: string; reference?: string }>(store, input.prepared.prompts);
         const batch = batchIndices(prompts.length, config.grpo.batchSize, config.seed, step).map((i) => prompts[i]!);
         const policy = inference(config.policy.endpoint, { maxInFlight: config.policy.maxInFlight });
@@ -215,7 +211,7 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
 
         const groups = await withHeartbeat(() => Promise.all(batch.map(async (prompt) => {
           const messages = buildGeneratorMessages(prompt.question);
-          const sampling: SamplingParams = { ...config.policy.sampling, seed: Number.parseInt(hashParts(config.seed, step, prompt.id).slice(0, 8), 16) };
+          const sampling: SamplingParams = { ...config.policy.sampling, seed: samplingSeed(config.seed, step, prompt.id) };
           const indices = Array.from({ length: config.grpo.groupSize }, (_, i) => i);
           const out = await sampleWithRetry(store, { client: policy, model: input.servedModel, messages, sampling, indices, signal });
           callsMade += out.callsMade;
@@ -369,8 +365,7 @@ export function createRlActivities({ store, inference }: ActivityDeps) {
     /** Greedy accuracy of the served policy on one evaluation set; written as `evals/<set>/step-N.json`. */
     async evaluatePolicy(input: { config: RlTrainConfig; outputPrefix: string; set: { name: string; ref: ObjectRef }; servedModel: string; step: number }) {
       return mapFailures(async () => {
-        const signal = Context.current().cancellationSignal;
-        setMaxListeners(0, signal);
+        const signal = activityCancellation();
         const rows = await readLines<{ id: string; question: string; reference?: string }>(store, input.set.ref);
         const client = inference(input.config.policy.endpoint, { maxInFlight: input.config.policy.maxInFlight });
         let correct = 0;

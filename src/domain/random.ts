@@ -71,6 +71,11 @@ function sfc32(a: number, b: number, c: number, d: number): () => number {
   };
 }
 
+/** A request's sampling `seed` (a 32-bit integer) from the hash of the given parts: one per purpose, so each call is its own stored request. */
+export function samplingSeed(...parts: (string | number)[]): number {
+  return Number.parseInt(hashParts(...parts).slice(0, 8), 16);
+}
+
 /** A generator seeded from the hash of the given parts. */
 export function rngFrom(...parts: (string | number)[]): Rng {
   const [a, b, c, d] = cyrb128(joinParts(parts));
