@@ -1,0 +1,1 @@
+"""Reference trainer for real models: trainer protocol v1 on PyTorch."""

@@ -1,0 +1,324 @@
+"""Trainer protocol v1 on the wire: pydantic models mirroring `src/domain/trainer-protocol.ts`.
+
+Requests are strict (`extra="forbid"`: a misspelt optional field must not fall back to a default);
+responses are built by this server, so their models only document what is sent. Field names are
+the protocol's camelCase; Python code reads them through the same names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROTOCOL_VERSION = 1
+MARKER_NAME = "COMMITTED"
+
+_S3_URI = re.compile(r"^s3://[^/]+/.+")
+_SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_SHA256 = r"^[0-9a-f]{64}$"
+_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$"
+
+
+class Strict(BaseModel):
+    """A request message: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Lenient(BaseModel):
+    """A message this side reads but does not own: unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _check_s3_uri(value: str) -> str:
+    if not _S3_URI.match(value):
+        raise ValueError("an S3 URI like s3://bucket/key")
+    return value
+
+
+def _check_checkpoint_uri(value: str) -> str:
+    _check_s3_uri(value)
+    if value.endswith("/"):
+        raise ValueError("a checkpoint URI without a trailing slash, like s3://bucket/checkpoints/run/step-000120")
+    return value
+
+
+StepNumber = Annotated[int, Field(ge=0, strict=True)]
+ProtocolVersion = Literal[1]
+
+
+class ObjectRef(Strict):
+    uri: str
+    sha256: Annotated[str, Field(pattern=_SHA256)]
+    bytes: Annotated[int, Field(ge=0, strict=True)]
+
+    _uri = field_validator("uri")(_check_s3_uri)
+
+
+class LoraAdapter(Strict):
+    kind: Literal["lora"]
+    rank: Annotated[int, Field(gt=0, strict=True)]
+    alpha: Annotated[float, Field(gt=0)]
+    targetModules: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+
+class FullAdapter(Strict):
+    kind: Literal["full"]
+
+
+Adapter = Annotated[LoraAdapter | FullAdapter, Field(discriminator="kind")]
+
+
+class Optimizer(Strict):
+    name: Literal["adamw", "adam", "sgd"]
+    learningRate: Annotated[float, Field(gt=0)]
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
+    weightDecay: Annotated[float, Field(ge=0)]
+    warmupSteps: Annotated[int, Field(ge=0, strict=True)]
+    maxGradNorm: Annotated[float, Field(gt=0)] | None = None
+
+
+class SessionConfig(Strict):
+    baseModel: Annotated[str, Field(min_length=1)]
+    adapter: Adapter
+    optimizer: Optimizer
+    seed: Annotated[int, Field(ge=0, le=2**53 - 1, strict=True)]
+    resumeFrom: str | None = None
+
+    _resume = field_validator("resumeFrom")(lambda v: v if v is None else _check_checkpoint_uri(v))
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for two requests to name the same session (and a checkpoint to load)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class CreateSessionRequest(SessionConfig):
+    protocolVersion: ProtocolVersion
+    sessionId: Annotated[str, Field(pattern=_SESSION_ID)] | None = None
+
+    def config(self) -> SessionConfig:
+        return SessionConfig.model_validate(self.model_dump(exclude={"protocolVersion", "sessionId"}))
+
+
+class CheckpointInfo(Lenient):
+    uri: str
+    step: StepNumber | None
+    markerUri: str
+
+
+SessionStatus = Literal["loading", "ready", "busy", "failed"]
+
+
+class SessionState(Lenient):
+    protocolVersion: ProtocolVersion
+    sessionId: str
+    config: SessionConfig
+    status: SessionStatus
+    statusMessage: str | None = None
+    lastAppliedStep: StepNumber | None
+    nextStep: StepNumber
+    lastCheckpoint: CheckpointInfo | None
+
+
+class CreateSessionResponse(Lenient):
+    protocolVersion: ProtocolVersion
+    created: bool
+    session: SessionState
+
+
+class GrpoLoss(Strict):
+    kind: Literal["grpo"]
+    klCoefficient: Annotated[float, Field(ge=0)]
+    entropyCoefficient: Annotated[float, Field(ge=0)]
+    clipRatio: Annotated[float, Field(gt=0)] | None = None
+    klEstimator: Literal["low-var-kl", "k1", "k2"] | None = None
+
+
+class SftLoss(Strict):
+    kind: Literal["sft"]
+
+
+Loss = Annotated[SftLoss | GrpoLoss, Field(discriminator="kind")]
+
+
+class TrainStepRequest(Strict):
+    protocolVersion: ProtocolVersion
+    step: StepNumber
+    batch: ObjectRef
+    loss: Loss
+    learningRate: Annotated[float, Field(gt=0)] | None = None
+
+
+class TrainStepResponse(Lenient):
+    protocolVersion: ProtocolVersion
+    step: StepNumber
+    applied: bool
+    metrics: dict[str, float]
+
+    @field_validator("metrics")
+    @classmethod
+    def _has_loss(cls, value: dict[str, float]) -> dict[str, float]:
+        if "loss" not in value:
+            raise ValueError("metrics must include loss")
+        return value
+
+
+class ChatMessage(Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SftExample(Strict):
+    prompt: Annotated[list[ChatMessage], Field(min_length=1)]
+    completion: str
+
+
+class StepAdvantage(Strict):
+    end: Annotated[int, Field(gt=0, strict=True)]
+    advantage: float
+
+
+class GrpoExample(Strict):
+    prompt: Annotated[list[ChatMessage], Field(min_length=1)]
+    completion: str
+    advantage: float
+    stepAdvantages: Annotated[list[StepAdvantage], Field(min_length=1)] | None = None
+
+    @field_validator("stepAdvantages")
+    @classmethod
+    def _ends_increase(cls, spans: list[StepAdvantage] | None) -> list[StepAdvantage] | None:
+        if spans is not None and any(b.end <= a.end for a, b in zip(spans, spans[1:], strict=False)):
+            raise ValueError("step ends must increase")
+        return spans
+
+
+class SaveCheckpointRequest(Strict):
+    protocolVersion: ProtocolVersion
+    uri: str
+    step: StepNumber | None = None
+    # An explicit `"step": null` (initial weights) is told from an absent step by `model_fields_set`.
+    _uri = field_validator("uri")(_check_checkpoint_uri)
+
+
+class SaveCheckpointResponse(CheckpointInfo):
+    protocolVersion: ProtocolVersion
+    created: bool
+
+
+class MarkerObject(Lenient):
+    name: Annotated[str, Field(pattern=r"^[^/].*[^/]$|^[^/]$")]
+    sha256: Annotated[str, Field(pattern=_SHA256)]
+    bytes: Annotated[int, Field(ge=0)]
+
+
+class CheckpointMarker(Lenient):
+    protocolVersion: ProtocolVersion
+    sessionId: Annotated[str, Field(pattern=_SESSION_ID)]
+    step: StepNumber | None
+    config: SessionConfig
+    objects: Annotated[list[MarkerObject], Field(min_length=1)]
+    committedAt: str
+
+    @field_validator("committedAt")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        if not re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", value):
+            raise ValueError("an ISO 8601 date-time")
+        return value
+
+
+class PublishRequest(Strict):
+    protocolVersion: ProtocolVersion
+    inferenceBaseURL: Annotated[str, Field(pattern=r"^https?://[^\s/]+.*$")]
+    modelName: Annotated[str, Field(pattern=_MODEL_NAME)]
+    checkpointUri: str | None = None
+
+    _ckpt = field_validator("checkpointUri")(lambda v: v if v is None else _check_checkpoint_uri(v))
+
+
+class PublishResponse(Lenient):
+    protocolVersion: ProtocolVersion
+    modelName: str
+    loraPath: str
+    checkpointUri: str
+    step: StepNumber | None
+
+
+ErrorCode = Literal[
+    "version-mismatch",
+    "invalid-request",
+    "unknown-session",
+    "step-out-of-order",
+    "conflict",
+    "checkpoint-not-found",
+    "checkpoint-mismatch",
+    "publish-failed",
+    "internal",
+]
+
+# Each code with its HTTP status, as the protocol's error table says.
+ERROR_STATUS: dict[str, int] = {
+    "version-mismatch": 400,
+    "invalid-request": 400,
+    "unknown-session": 404,
+    "step-out-of-order": 409,
+    "conflict": 409,
+    "checkpoint-not-found": 404,
+    "checkpoint-mismatch": 409,
+    "publish-failed": 502,
+    "internal": 500,
+}
+
+
+class ErrorDetail(Lenient):
+    code: ErrorCode
+    message: Annotated[str, Field(min_length=1)]
+    details: dict[str, Any] | None = None
+
+
+class TrainerErrorBody(Lenient):
+    protocolVersion: Annotated[int, Field(gt=0)]
+    error: ErrorDetail
+
+
+class ProtocolError(Exception):
+    """Raised anywhere in the trainer; the HTTP layer turns it into the protocol's error body."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        assert code in ERROR_STATUS, code
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return ERROR_STATUS[self.code]
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"protocolVersion": PROTOCOL_VERSION, "error": error}
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "CreateSessionRequest": CreateSessionRequest,
+    "CreateSessionResponse": CreateSessionResponse,
+    "TrainStepRequest": TrainStepRequest,
+    "TrainStepResponse": TrainStepResponse,
+    "SaveCheckpointRequest": SaveCheckpointRequest,
+    "SaveCheckpointResponse": SaveCheckpointResponse,
+    "CheckpointMarker": CheckpointMarker,
+    "PublishRequest": PublishRequest,
+    "PublishResponse": PublishResponse,
+    "SessionState": SessionState,
+    "SftExample": SftExample,
+    "GrpoExample": GrpoExample,
+    "TrainerErrorBody": TrainerErrorBody,
+}
+
