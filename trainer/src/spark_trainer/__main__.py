@@ -1,2 +1,151 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""`python -m spark_trainer` (or `npm run trainer --`):
+
+  serve --port P --model NAME=DIR [--model NAME=DIR ...] [--publish-dir D] [--host H]
+      the trainer server (trainer protocol v1); S3 from SPARK_S3_* and AWS_* as the workers read them
+  serve-model --port P --model NAME=DIR [--model ...]
+      the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
+  make-tiny-model DIR [--seed S]
+      a deterministic tiny model with a locally trained tokenizer, for tests
+
+Under `torchrun --nproc-per-node N -m spark_trainer serve ...` rank 0 serves HTTP and every other
+rank follows its commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+def _model(value: str) -> tuple[str, Path]:
+    name, sep, directory = value.partition("=")
+    if not sep or not name or not directory:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {value!r}")
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{name}: {path} is not a folder (models are read from local folders only)"
+        )
+    return name, path.resolve()
+
+
+def _models(pairs: list[tuple[str, Path]]) -> dict[str, Path]:
+    models: dict[str, Path] = {}
+    for name, path in pairs:
+        if name in models:
+            raise SystemExit(f"--model {name} given twice")
+        models[name] = path
+    return models
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark_trainer", description="Trainer protocol v1 on PyTorch.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="the trainer server")
+    serve.add_argument("--port", type=int, required=True, help="0 picks a free port (printed when ready)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--model", type=_model, action="append", required=True, metavar="NAME=DIR")
+    serve.add_argument(
+        "--publish-dir",
+        type=Path,
+        default=Path(os.environ.get("SPARK_TRAINER_PUBLISH_DIR", ".data/publish")),
+        help="where published adapters are copied for the inference server (a shared volume in production)",
+    )
+    serve.add_argument(
+        "--scratch-dir", type=Path, default=None, help="temporary checkpoint files (default: TMPDIR)"
+    )
+    serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+
+    model = commands.add_parser("serve-model", help="the development model server (not for production)")
+    model.add_argument("--port", type=int, required=True)
+    model.add_argument("--model", type=_model, action="append", required=True, metavar="NAME=DIR")
+
+    tiny = commands.add_parser("make-tiny-model", help="a deterministic tiny model for tests")
+    tiny.add_argument("directory", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        serve(args)
+    elif args.command == "serve-model":
+        from .model_server import serve_model
+
+        serve_model(args.port, _models(args.model))
+    else:
+        from .tiny_model import make_tiny_model
+
+        print(make_tiny_model(args.directory, seed=args.seed))
+
+
+def serve(args: argparse.Namespace) -> None:
+    from .runtime import Runtime
+
+    models = _models(args.model)
+    rank = int(os.environ.get("RANK", "0"))
+    # Every rank builds the runtime (the collectives need all of them); only rank 0 speaks HTTP.
+    runtime = Runtime(models, device=args.device)
+    if rank != 0:
+        runtime.follow()
+        return
+    try:
+        asyncio.run(_serve_http(args, runtime, models))
+    finally:
+        runtime.shutdown()
+
+
+async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[str, Path]) -> None:
+    import uvicorn
+
+    from .s3 import ObjectStore, S3Config
+    from .server import create_app
+    from .sessions import Sessions
+
+    sessions = Sessions(
+        runtime,
+        ObjectStore(S3Config.from_env()),
+        models,
+        args.publish_dir.resolve(),
+        scratch_dir=args.scratch_dir,
+    )
+    # Bound before serving, so that `--port 0` can say which port it got.
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    config = uvicorn.Config(create_app(sessions), log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    port = sock.getsockname()[1]
+    ready = {
+        "event": "trainer-ready",
+        "url": f"http://{args.host}:{port}",
+        "port": port,
+        "models": sorted(models),
+        "pid": os.getpid(),
+    }
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        print(json.dumps(ready), flush=True)
+
+    announcer = asyncio.create_task(announce())
+    await server.serve(sockets=[sock])
+    announcer.cancel()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

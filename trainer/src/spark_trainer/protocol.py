@@ -7,10 +7,12 @@ the protocol's camelCase; Python code reads them through the same names.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
 MARKER_NAME = "COMMITTED"
@@ -22,9 +24,21 @@ _MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}$"
 
 
 class Strict(BaseModel):
-    """A request message: unknown fields are errors."""
+    """A request message: unknown fields are errors, and values keep their JSON types (no `"1e-6"`
+    for a number, no `true` for 1), as the TypeScript schemas read them."""
 
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _reject_null(value: Any) -> Any:
+    # Optional fields may be left out but not sent as null: the TypeScript schemas refuse null too.
+    if value is None:
+        raise PydanticCustomError("not_null", "expected a value, not null (leave the field out instead)")
+    return value
+
+
+def _not_null(*fields: str) -> Any:
+    return field_validator(*fields, mode="before")(_reject_null)
 
 
 class Lenient(BaseModel):
@@ -42,7 +56,9 @@ def _check_s3_uri(value: str) -> str:
 def _check_checkpoint_uri(value: str) -> str:
     _check_s3_uri(value)
     if value.endswith("/"):
-        raise ValueError("a checkpoint URI without a trailing slash, like s3://bucket/checkpoints/run/step-000120")
+        raise ValueError(
+            "a checkpoint URI without a trailing slash, like s3://bucket/checkpoints/run/step-000120"
+        )
     return value
 
 
@@ -65,6 +81,8 @@ class LoraAdapter(Strict):
     targetModules: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
 
+    _dropout = _not_null("dropout")
+
 
 class FullAdapter(Strict):
     kind: Literal["full"]
@@ -76,10 +94,15 @@ Adapter = Annotated[LoraAdapter | FullAdapter, Field(discriminator="kind")]
 class Optimizer(Strict):
     name: Literal["adamw", "adam", "sgd"]
     learningRate: Annotated[float, Field(gt=0)]
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
+    # Not strict as a container, so a Python list is a pair too; the numbers inside stay strict.
+    betas: Annotated[
+        tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]], Field(strict=False)
+    ]
     weightDecay: Annotated[float, Field(ge=0)]
     warmupSteps: Annotated[int, Field(ge=0, strict=True)]
     maxGradNorm: Annotated[float, Field(gt=0)] | None = None
+
+    _max_grad_norm = _not_null("maxGradNorm")
 
 
 class SessionConfig(Strict):
@@ -90,6 +113,7 @@ class SessionConfig(Strict):
     resumeFrom: str | None = None
 
     _resume = field_validator("resumeFrom")(lambda v: v if v is None else _check_checkpoint_uri(v))
+    _resume_not_null = _not_null("resumeFrom")
 
     def identity(self) -> dict[str, Any]:
         """What must match for two requests to name the same session (and a checkpoint to load)."""
@@ -99,6 +123,8 @@ class SessionConfig(Strict):
 class CreateSessionRequest(SessionConfig):
     protocolVersion: ProtocolVersion
     sessionId: Annotated[str, Field(pattern=_SESSION_ID)] | None = None
+
+    _session_id = _not_null("sessionId")
 
     def config(self) -> SessionConfig:
         return SessionConfig.model_validate(self.model_dump(exclude={"protocolVersion", "sessionId"}))
@@ -137,6 +163,8 @@ class GrpoLoss(Strict):
     clipRatio: Annotated[float, Field(gt=0)] | None = None
     klEstimator: Literal["low-var-kl", "k1", "k2"] | None = None
 
+    _optional = _not_null("clipRatio", "klEstimator")
+
 
 class SftLoss(Strict):
     kind: Literal["sft"]
@@ -151,6 +179,8 @@ class TrainStepRequest(Strict):
     batch: ObjectRef
     loss: Loss
     learningRate: Annotated[float, Field(gt=0)] | None = None
+
+    _learning_rate = _not_null("learningRate")
 
 
 class TrainStepResponse(Lenient):
@@ -187,6 +217,8 @@ class GrpoExample(Strict):
     completion: str
     advantage: float
     stepAdvantages: Annotated[list[StepAdvantage], Field(min_length=1)] | None = None
+
+    _spans = _not_null("stepAdvantages")
 
     @field_validator("stepAdvantages")
     @classmethod
@@ -238,6 +270,7 @@ class PublishRequest(Strict):
     checkpointUri: str | None = None
 
     _ckpt = field_validator("checkpointUri")(lambda v: v if v is None else _check_checkpoint_uri(v))
+    _ckpt_not_null = _not_null("checkpointUri")
 
 
 class PublishResponse(Lenient):
@@ -322,3 +355,126 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "TrainerErrorBody": TrainerErrorBody,
 }
 
+
+# ---------------------------------------------------------------------------------------------
+# Checks every request goes through, as `parseProtocolMessage` in the TypeScript schema module.
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    names = {str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def check_protocol_version(body: Any) -> str | None:
+    """None when `body` carries this side's version, else a message naming both versions. Runs
+    before the schema, so a version skew reads as such rather than as a pile of field errors."""
+    ours = f"this side speaks trainer protocol version {PROTOCOL_VERSION}"
+    if not isinstance(body, dict):
+        got = _json_type(body)
+        return f"expected a JSON object with protocolVersion {PROTOCOL_VERSION}, got {got}; {ours}"
+    if "protocolVersion" not in body:
+        return f"message has no protocolVersion; {ours}"
+    theirs = body["protocolVersion"]
+    # JSON's 1.0 is JavaScript's 1; a boolean is not a version.
+    if not isinstance(theirs, bool) and isinstance(theirs, int | float) and theirs == PROTOCOL_VERSION:
+        return None
+    return (
+        f"trainer protocol version mismatch: the message is version {json.dumps(theirs)}, {ours}; "
+        "run a control plane and trainer server that speak the same version"
+    )
+
+
+def version_mismatch(message: str, request_version: Any) -> ProtocolError:
+    return ProtocolError(
+        "version-mismatch", message, {"serverVersion": PROTOCOL_VERSION, "requestVersion": request_version}
+    )
+
+
+def describe_issues(error: ValidationError, data: Any) -> str:
+    """One clause per issue, each naming the field by its path (`optimizer.learningrate: unknown field`).
+
+    pydantic puts a tagged union's tag into the path (`adapter.lora.rank`); the path is walked
+    along the input, and a step the input does not have (the tag) is left out unless it is last.
+    """
+    clauses: list[str] = []
+    for issue in error.errors(include_url=False):
+        loc = list(issue["loc"])
+        path: list[str] = []
+        node: Any = data
+        for i, part in enumerate(loc):
+            last = i == len(loc) - 1
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            elif not last:
+                continue
+            path.append(str(part))
+        at = ".".join(path)
+        if issue["type"] == "extra_forbidden":
+            clauses.append(f"{at}: unknown field")
+            continue
+        message = issue["msg"].removeprefix("Value error, ")
+        if issue["type"] == "missing":
+            message = "required field"
+        clauses.append(f"{at or '(body)'}: {message}")
+    return "; ".join(clauses)
+
+
+def parse_message(model: type[M], raw: bytes | str) -> M:
+    """A request body as `model`, or the protocol's error for it: version first, then the schema."""
+    data = _load_json(raw, "the body")
+    problem = check_protocol_version(data)
+    if problem is not None:
+        raise version_mismatch(problem, data.get("protocolVersion") if isinstance(data, dict) else None)
+    return _validate(model, raw, data, "")
+
+
+def parse_line(model: type[M], raw: bytes | str, line: int) -> M:
+    """One JSONL line of a batch as `model`; errors name the line (1-based) and the field."""
+    return _validate(model, raw, _load_json(raw, f"batch line {line}"), f"batch line {line}: ")
+
+
+def _load_json(raw: bytes | str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as err:
+        raise ProtocolError("invalid-request", f"{what} is not valid JSON: {err}") from None
+
+
+def _validate(model: type[M], raw: bytes | str, data: Any, where: str) -> M:
+    # Validated from the JSON text, not the Python objects, so strict mode means JSON's types
+    # (an array is a pair, an integer is a number); `data` only serves to name the fields.
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        raise ProtocolError("invalid-request", f"{where}{describe_issues(err, data)}") from None
+
+
+def to_wire(model: BaseModel) -> dict[str, Any]:
+    """A message as JSON values: an optional field left unset is left out (the TypeScript schemas
+    refuse null there), while a required nullable one (`lastAppliedStep`, `step`) is sent as null."""
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is None and not info.is_required():
+            continue
+        out[name] = _wire_value(value)
+    return out
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return to_wire(value)
+    if isinstance(value, list | tuple):
+        return [_wire_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _wire_value(v) for k, v in value.items()}
+    return value
