@@ -11,7 +11,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 PROTOCOL_VERSION = 1
@@ -30,9 +30,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _reject_null(value: Any) -> Any:
-    # Optional fields may be left out but not sent as null: the TypeScript schemas refuse null too.
-    if value is None:
+def _reject_null(value: Any, info: ValidationInfo) -> Any:
+    # Optional fields may be left out of a message but not sent as null: the TypeScript schemas
+    # refuse null too. Python-side round trips (model_dump, then model_validate) keep their None.
+    if value is None and info.mode == "json":
         raise PydanticCustomError("not_null", "expected a value, not null (leave the field out instead)")
     return value
 
@@ -127,7 +128,9 @@ class CreateSessionRequest(SessionConfig):
     _session_id = _not_null("sessionId")
 
     def config(self) -> SessionConfig:
-        return SessionConfig.model_validate(self.model_dump(exclude={"protocolVersion", "sessionId"}))
+        return SessionConfig.model_validate(
+            self.model_dump(exclude={"protocolVersion", "sessionId"}, exclude_none=True)
+        )
 
 
 class CheckpointInfo(Lenient):

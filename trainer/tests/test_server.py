@@ -1,0 +1,418 @@
+"""The protocol's rules over HTTP, with a stand-in runtime (tests/fake_engine.py) and a real S3:
+idempotency, step order, serialisation, checkpoints that exist only once committed, resume after a
+restart, and publish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import BUCKET, FakeInference, Trainer, error_of, put_batch
+from fake_engine import FakeEngine
+
+from spark_trainer.protocol import CheckpointMarker
+from spark_trainer.s3 import ObjectStore
+
+CONFIG: dict[str, Any] = {
+    "baseModel": "tiny",
+    "adapter": {"kind": "lora", "rank": 4, "alpha": 8, "targetModules": ["q_proj", "v_proj"]},
+    "optimizer": {
+        "name": "adamw",
+        "learningRate": 1e-3,
+        "betas": [0.9, 0.999],
+        "weightDecay": 0,
+        "warmupSteps": 0,
+    },
+    "seed": 3,
+}
+SFT_LINE = {"prompt": [{"role": "user", "content": "1 + 1 = ?"}], "completion": "2"}
+
+
+@pytest.fixture
+def trainer(store: ObjectStore, tmp_path: Path) -> Iterator[Trainer]:
+    server = Trainer(FakeEngine, store, {"tiny": tmp_path, "other": tmp_path}, tmp_path / "publish").start()
+    yield server
+    server.stop()
+
+
+def engine(trainer: Trainer) -> FakeEngine:
+    assert isinstance(trainer.engine, FakeEngine)
+    return trainer.engine
+
+
+def create(trainer: Trainer, session_id: str = "run-1", **overrides: Any) -> httpx.Response:
+    return trainer.post(
+        "/v1/sessions", {"protocolVersion": 1, "sessionId": session_id, **CONFIG, **overrides}
+    )
+
+
+def step(trainer: Trainer, number: int, batch: dict[str, Any], session_id: str = "run-1") -> httpx.Response:
+    body = {"protocolVersion": 1, "step": number, "batch": batch, "loss": {"kind": "sft"}}
+    return trainer.post(f"/v1/sessions/{session_id}/steps", body)
+
+
+def save(trainer: Trainer, uri: str, session_id: str = "run-1", **extra: Any) -> httpx.Response:
+    return trainer.post(f"/v1/sessions/{session_id}/checkpoints", {"protocolVersion": 1, "uri": uri, **extra})
+
+
+def batches(store: ObjectStore, prefix: str, count: int) -> list[dict[str, Any]]:
+    return [put_batch(store, f"{prefix}/batch-{i}.jsonl", [SFT_LINE] * (i + 1)) for i in range(count)]
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+
+def test_create_is_idempotent_by_session_id(trainer: Trainer) -> None:
+    first = create(trainer)
+    assert first.status_code == 201
+    assert first.json()["created"] is True
+    session = first.json()["session"]
+    assert session == {
+        "protocolVersion": 1,
+        "sessionId": "run-1",
+        "config": CONFIG,
+        "status": "ready",
+        "lastAppliedStep": None,
+        "nextStep": 0,
+        "lastCheckpoint": None,
+    }
+    again = create(trainer)
+    assert (again.status_code, again.json()["created"], again.json()["session"]) == (200, False, session)
+    assert len(engine(trainer).opened) == 1
+    other = create(trainer, seed=4)
+    assert (other.status_code, error_of(other)["code"]) == (409, "conflict")
+
+
+def test_unknown_model_lists_the_served_ones(trainer: Trainer) -> None:
+    response = create(trainer, baseModel="Qwen/Qwen2.5-7B")
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "invalid-request",
+        "message": "baseModel: this trainer serves other, tiny; got 'Qwen/Qwen2.5-7B' "
+        "(start it with --model NAME=DIR)",
+    }
+
+
+def test_strict_requests_and_the_version_first(trainer: Trainer) -> None:
+    typo = create(trainer, optimizer={**CONFIG["optimizer"], "learningrate": 1e-3})
+    assert (typo.status_code, error_of(typo)["code"]) == (400, "invalid-request")
+    assert error_of(typo)["message"] == "optimizer.learningrate: unknown field"
+    newer = trainer.post("/v1/sessions", {"protocolVersion": 2, "sessionId": "x", "newField": 1})
+    assert (newer.status_code, error_of(newer)["code"]) == (400, "version-mismatch")
+    assert error_of(newer)["details"] == {"serverVersion": 1, "requestVersion": 2}
+    path = trainer.get("/v2/sessions/run-1")
+    assert (path.status_code, error_of(path)["details"]) == (400, {"serverVersion": 1, "requestVersion": 2})
+    not_json = trainer.http.post(f"{trainer.url}/v1/sessions", content=b"{")
+    assert (not_json.status_code, error_of(not_json)["code"]) == (400, "invalid-request")
+    missing = trainer.get("/v1/sessions/nobody")
+    assert (missing.status_code, error_of(missing)["code"]) == (404, "unknown-session")
+
+
+def test_get_answers_loading_while_a_session_loads(trainer: Trainer) -> None:
+    fake = engine(trainer)
+    fake.open_gate = threading.Event()
+    creating = _in_background(lambda: create(trainer))
+    assert fake.entered.wait(10)
+    assert trainer.get("/v1/sessions/run-1").json()["status"] == "loading"
+    retried = _in_background(lambda: create(trainer))
+    time.sleep(0.2)
+    assert not retried.done.is_set(), "a retried create waits for the first one"
+    fake.open_gate.set()
+    assert creating.result().status_code == 201
+    assert retried.result().json()["created"] is False
+    assert trainer.get("/v1/sessions/run-1").json()["status"] == "ready"
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+
+def test_steps_are_idempotent_and_in_order(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
+    b = batches(store, prefix, 3)
+    create(trainer)
+    first = step(trainer, 0, b[0])
+    assert (first.status_code, first.json()["applied"]) == (200, True)
+    metrics = first.json()["metrics"]
+    assert metrics["examples"] == 1 and "loss" in metrics
+    retried = step(trainer, 0, b[0])
+    assert retried.json() == {"protocolVersion": 1, "step": 0, "applied": False, "metrics": metrics}
+    other = step(trainer, 0, b[1])
+    assert (other.status_code, error_of(other)["code"]) == (409, "conflict")
+    ahead = step(trainer, 2, b[2])
+    assert ahead.status_code == 409
+    assert error_of(ahead) == {
+        "code": "step-out-of-order",
+        "message": "step 2 is ahead of the next step 1 of session run-1",
+        "details": {"expectedStep": 1, "receivedStep": 2},
+    }
+    assert step(trainer, 1, b[1]).json()["applied"] is True
+    state = trainer.get("/v1/sessions/run-1").json()
+    assert (state["lastAppliedStep"], state["nextStep"]) == (1, 2)
+    assert engine(trainer).steps["run-1"] == 2
+
+
+def test_the_batch_is_checked_before_training(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
+    create(trainer)
+    batch = put_batch(store, f"{prefix}/b.jsonl", [SFT_LINE])
+    wrong_sha = step(trainer, 0, {**batch, "sha256": "0" * 64})
+    assert (wrong_sha.status_code, error_of(wrong_sha)["code"]) == (400, "invalid-request")
+    assert "sha256" in error_of(wrong_sha)["message"]
+    bad_line = put_batch(
+        store, f"{prefix}/bad.jsonl", [SFT_LINE, {"prompt": SFT_LINE["prompt"], "completoin": "2"}]
+    )
+    response = step(trainer, 0, bad_line)
+    assert (
+        error_of(response)["message"] == "batch line 2: completion: required field; completoin: unknown field"
+    )
+    missing = step(trainer, 0, {**batch, "uri": f"s3://{BUCKET}/{prefix}/nothing.jsonl"})
+    assert error_of(missing)["code"] == "invalid-request"
+    assert trainer.get("/v1/sessions/run-1").json()["nextStep"] == 0
+    assert engine(trainer).steps["run-1"] == 0
+
+
+def test_get_answers_busy_while_a_step_runs_and_requests_wait(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 2)
+    create(trainer)
+    fake = engine(trainer)
+    fake.gate = threading.Event()
+    running = _in_background(lambda: step(trainer, 0, b[0]))
+    assert fake.entered.wait(10)
+    started = time.monotonic()
+    state = trainer.get("/v1/sessions/run-1")
+    assert time.monotonic() - started < 2, "GET does not wait for the step"
+    assert (state.json()["status"], state.json()["nextStep"]) == ("busy", 0)
+    queued = _in_background(lambda: step(trainer, 1, b[1]))
+    time.sleep(0.2)
+    assert not queued.done.is_set(), "the next step waits for the running one"
+    fake.gate.set()
+    assert running.result().json()["applied"] is True
+    assert queued.result().json()["applied"] is True, "and then applies in order"
+    assert trainer.get("/v1/sessions/run-1").json()["status"] == "ready"
+
+
+def test_a_failing_step_fails_the_session_until_it_is_created_again(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    engine(trainer).fail_next = RuntimeError("CUDA out of memory")
+    response = step(trainer, 0, b)
+    assert (response.status_code, error_of(response)["code"]) == (500, "internal")
+    state = trainer.get("/v1/sessions/run-1").json()
+    assert state["status"] == "failed" and "CUDA out of memory" in state["statusMessage"]
+    again = step(trainer, 0, b)
+    assert (again.status_code, error_of(again)["code"]) == (404, "unknown-session")
+    assert create(trainer).json()["created"] is True
+    assert step(trainer, 0, b).json()["applied"] is True
+
+
+def test_a_non_finite_loss_fails_the_session(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    engine(trainer).loss = float("nan")
+    assert error_of(step(trainer, 0, b))["code"] == "internal"
+    assert trainer.get("/v1/sessions/run-1").json()["status"] == "failed"
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def test_save_commits_a_marker_listing_every_object(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    step(trainer, 0, b)
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000000"
+    saved = save(trainer, uri, step=0)
+    assert saved.json() == {
+        "protocolVersion": 1,
+        "uri": uri,
+        "step": 0,
+        "markerUri": f"{uri}/COMMITTED",
+        "created": True,
+    }
+    marker = CheckpointMarker.model_validate_json(store.get_bytes(f"{uri}/COMMITTED"))
+    assert (marker.sessionId, marker.step, marker.config.baseModel) == ("run-1", 0, "tiny")
+    names = [o.name for o in marker.objects]
+    assert names == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "optimizer.safetensors",
+        "trainer-state.json",
+    ]
+    for obj in marker.objects:
+        assert hashlib.sha256(store.get_bytes(f"{uri}/{obj.name}")).hexdigest() == obj.sha256
+    state = json.loads(store.get_bytes(f"{uri}/trainer-state.json"))
+    assert state["log"] == [
+        {"step": 0, "batchSha256": b["sha256"], "metrics": step(trainer, 0, b).json()["metrics"]}
+    ]
+    assert trainer.get("/v1/sessions/run-1").json()["lastCheckpoint"] == {
+        "uri": uri,
+        "step": 0,
+        "markerUri": f"{uri}/COMMITTED",
+    }
+
+
+def test_save_is_idempotent_by_uri(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
+    b = batches(store, prefix, 2)
+    create(trainer)
+    create(trainer, "run-2")
+    uri = f"s3://{BUCKET}/{prefix}/ck/a"
+    assert save(trainer, uri, step=None).json()["created"] is True
+    again = save(trainer, uri)
+    assert (again.json()["created"], again.json()["step"]) == (False, None)
+    other_session = save(trainer, uri, "run-2")
+    assert (other_session.status_code, error_of(other_session)["code"]) == (409, "conflict")
+    step(trainer, 0, b[0])
+    later = save(trainer, uri)
+    assert (later.status_code, error_of(later)["code"]) == (409, "conflict")
+    wrong_step = save(trainer, f"s3://{BUCKET}/{prefix}/ck/b", step=5)
+    assert wrong_step.status_code == 409
+    assert error_of(wrong_step)["details"] == {"expectedStep": 0, "receivedStep": 5}
+
+
+def test_a_save_killed_before_committed_leaves_no_checkpoint_and_a_retry_commits(
+    trainer: Trainer, store: ObjectStore, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    step(trainer, 0, b)
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000000"
+    real_put = ObjectStore.put
+
+    def crash_on_marker(self: ObjectStore, target: str, body: bytes, **kwargs: Any) -> Any:
+        if target.endswith("/COMMITTED"):
+            raise ConnectionResetError("the trainer died here")
+        return real_put(self, target, body, **kwargs)
+
+    monkeypatch.setattr(ObjectStore, "put", crash_on_marker)
+    crashed = save(trainer, uri, step=0)
+    assert (crashed.status_code, error_of(crashed)["code"]) == (500, "internal")
+    monkeypatch.undo()
+    assert store.get_bytes_if_exists(f"{uri}/adapter_model.safetensors") is not None, (
+        "data objects were written"
+    )
+    assert store.get_bytes_if_exists(f"{uri}/COMMITTED") is None
+    resumed = create(trainer, "run-2", resumeFrom=uri)
+    assert (resumed.status_code, error_of(resumed)["code"]) == (404, "checkpoint-not-found")
+    assert trainer.get("/v1/sessions/run-1").json()["lastCheckpoint"] is None
+    retried = save(trainer, uri, step=0)
+    assert retried.json()["created"] is True
+    assert create(trainer, "run-2", resumeFrom=uri).json()["session"]["lastAppliedStep"] == 0
+
+
+def test_resume_after_a_restart_answers_retried_steps(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 4)
+    create(trainer)
+    answers = [step(trainer, i, b[i]).json() for i in range(3)]
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000002"
+    save(trainer, uri, step=2)
+    weights = engine(trainer).weights["run-1"]
+
+    trainer.restart()
+    assert error_of(step(trainer, 3, b[3]))["code"] == "unknown-session"
+    resumed = create(trainer, resumeFrom=uri)
+    assert resumed.status_code == 201
+    session = resumed.json()["session"]
+    assert (session["lastAppliedStep"], session["nextStep"]) == (2, 3)
+    assert session["lastCheckpoint"] == {"uri": uri, "step": 2, "markerUri": f"{uri}/COMMITTED"}
+    assert engine(trainer).weights["run-1"] == weights
+    for i in range(3):
+        assert step(trainer, i, b[i]).json() == {**answers[i], "applied": False}
+    assert error_of(step(trainer, 1, b[2]))["code"] == "conflict"
+    assert step(trainer, 3, b[3]).json()["applied"] is True
+
+
+def test_resume_refuses_other_weights_and_damaged_objects(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    create(trainer)
+    uri = f"s3://{BUCKET}/{prefix}/ck/initial"
+    save(trainer, uri)
+    other_adapter = create(trainer, "run-2", resumeFrom=uri, adapter={**CONFIG["adapter"], "rank": 8})
+    assert (other_adapter.status_code, error_of(other_adapter)["code"]) == (409, "checkpoint-mismatch")
+    assert "adapter" in error_of(other_adapter)["message"]
+    other_model = create(trainer, "run-2", resumeFrom=uri, baseModel="other")
+    assert error_of(other_model)["code"] == "checkpoint-mismatch"
+    store.put(f"{uri}/adapter_model.safetensors", b'{"w": 99}')
+    damaged = create(trainer, "run-2", resumeFrom=uri)
+    assert (damaged.status_code, error_of(damaged)["code"]) == (409, "checkpoint-mismatch")
+    assert "adapter_model.safetensors does not match its marker" in error_of(damaged)["message"]
+    assert error_of(trainer.get("/v1/sessions/run-2"))["code"] == "unknown-session", (
+        "no session is left behind"
+    )
+
+
+# -- publish ------------------------------------------------------------------------------------
+
+
+def test_publish_copies_the_adapter_and_reloads_it(
+    trainer: Trainer, store: ObjectStore, prefix: str, inference: FakeInference, tmp_path: Path
+) -> None:
+    create(trainer)
+    body = {"protocolVersion": 1, "inferenceBaseURL": inference.base_url, "modelName": "policy-step-000000"}
+    nothing = trainer.post("/v1/sessions/run-1/publish", body)
+    assert (nothing.status_code, error_of(nothing)["code"]) == (404, "checkpoint-not-found")
+    uri = f"s3://{BUCKET}/{prefix}/ck/initial"
+    save(trainer, uri)
+    published = trainer.post("/v1/sessions/run-1/publish", body)
+    assert published.status_code == 200, published.text
+    answer = published.json()
+    assert (answer["checkpointUri"], answer["step"], answer["modelName"]) == (uri, None, "policy-step-000000")
+    folder = Path(answer["loraPath"])
+    assert folder.parent == (tmp_path / "publish").resolve()
+    assert folder.name.startswith("policy-step-000000--initial-")
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert inference.calls == [
+        ("unload", {"lora_name": "policy-step-000000"}),
+        ("load", {"lora_name": "policy-step-000000", "lora_path": str(folder)}),
+    ]
+    # Publishing the same name again replaces what it served, from the same copy.
+    assert trainer.post("/v1/sessions/run-1/publish", {**body, "checkpointUri": uri}).json() == answer
+    assert inference.loaded == {"policy-step-000000": str(folder)}
+    inference.fail_load = True
+    failed = trainer.post("/v1/sessions/run-1/publish", body)
+    assert (failed.status_code, error_of(failed)["code"]) == (502, "publish-failed")
+    gone = trainer.post("/v1/sessions/run-1/publish", {**body, "inferenceBaseURL": "http://127.0.0.1:9/v1"})
+    assert (gone.status_code, error_of(gone)["code"]) == (502, "publish-failed")
+
+
+def test_a_full_fine_tune_cannot_be_published(trainer: Trainer, inference: FakeInference) -> None:
+    create(trainer, adapter={"kind": "full"})
+    body = {"protocolVersion": 1, "inferenceBaseURL": inference.base_url, "modelName": "m"}
+    response = trainer.post("/v1/sessions/run-1/publish", body)
+    assert (response.status_code, error_of(response)["code"]) == (400, "invalid-request")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+class _Background:
+    def __init__(self, fn: Any) -> None:
+        self.done = threading.Event()
+        self._value: Any = None
+
+        def run() -> None:
+            self._value = fn()
+            self.done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def result(self) -> Any:
+        assert self.done.wait(30), "the request did not finish"
+        return self._value
+
+
+def _in_background(fn: Any) -> _Background:
+    return _Background(fn)
