@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The server tests' fixtures (S3, a stand-in inference server), shared by every module.
+from harness import inference, prefix, s3_config, store  # noqa: F401
+
 from spark_trainer.tiny_model import make_tiny_model
 
 

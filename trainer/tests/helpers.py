@@ -40,7 +40,12 @@ def sft_batch(step: int, size: int = 6) -> list[SftExample]:
         out.append(
             SftExample.model_validate(
                 {
-                    "prompt": [{"role": "user", "content": f"Natalia has {a} clips and buys {b} more." + " How many?" * (i % 3)}],
+                    "prompt": [
+                        {
+                            "role": "user",
+                            "content": f"Natalia has {a} clips and buys {b} more." + " How many?" * (i % 3),
+                        }
+                    ],
                     "completion": f"Step 1: {a} + {b} = {a + b}.\n#### {a + b}",
                 }
             )

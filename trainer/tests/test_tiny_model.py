@@ -19,7 +19,9 @@ def test_the_same_seed_writes_byte_identical_files(tiny_model_dir: Path, tmp_pat
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(digests(again))
 
 
-def test_another_seed_gives_other_weights_and_the_same_tokenizer(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_another_seed_gives_other_weights_and_the_same_tokenizer(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
     other = digests(make_tiny_model(tmp_path / "other", seed=1))
     base = digests(tiny_model_dir)
     assert other["model.safetensors"] != base["model.safetensors"]
@@ -39,7 +41,9 @@ def test_the_tokenizer_keeps_its_trained_pre_tokenizer_and_renders_chatml(tiny_m
     text = "Natalia sold 48/2 = 24 clips in May. 😀"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 

@@ -1,0 +1,130 @@
+"""Many ranks: one SPMD program under `torchrun`, rank 0 leading.
+
+Rank 0 serves HTTP and broadcasts each command (a picklable tuple) over a gloo group, so
+commands travel the same way on CPU and GPU; tensors use the default group (NCCL on GPU, gloo on
+CPU). Models are sharded with FSDP2 (`fully_shard` per decoder layer, then the root), which also
+runs on CPU with gloo; `SPARK_TRAINER_SHARDING=ddp` picks DistributedDataParallel instead
+(replicated weights, all-reduced gradients) for models FSDP2 does not handle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistContext:
+    rank: int
+    world: int
+    device: torch.device
+    commands: Any = None  # the gloo process group for commands (None with one rank)
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """One rank unless started by torchrun (`WORLD_SIZE` > 1); then joins the process group and,
+    on GPU, takes the local rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(rank=0, world=1, device=device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    commands = dist.new_group(backend="gloo")
+    return DistContext(rank=dist.get_rank(), world=dist.get_world_size(), device=device, commands=commands)
+
+
+def broadcast_command(ctx: DistContext, command: Any = None) -> Any:
+    """Rank 0 sends `command`; every rank returns it."""
+    if ctx.world == 1:
+        return command
+    box = [command]
+    dist.broadcast_object_list(box, src=0, group=ctx.commands)
+    return box[0]
+
+
+def all_reduce(ctx: DistContext, values: list[float], op: str = "sum") -> list[float]:
+    """Element-wise sum (or max) over ranks, in fp64 so token counts stay exact."""
+    if ctx.world == 1:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The RNG seed of one step on one rank (dropout): a function of (seed, step, rank) only,
+    so a resumed session draws exactly what an uninterrupted one would."""
+    digest = hashlib.sha256(f"spark-trainer:{seed}:{step}:{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def sharding_mode() -> str:
+    mode = os.environ.get("SPARK_TRAINER_SHARDING", "fsdp")
+    if mode not in ("fsdp", "ddp"):
+        raise ValueError(f"SPARK_TRAINER_SHARDING={mode!r}: fsdp or ddp")
+    return mode
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's decoder layers: transformers names their classes in `_no_split_modules`."""
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or [])
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+def shard(model: nn.Module, ctx: DistContext, *, trainable: bool = True) -> nn.Module:
+    """FSDP2 per decoder layer and at the root (the same object, now sharded), or DDP."""
+    if ctx.world == 1:
+        return model
+    if sharding_mode() == "ddp":
+        if not trainable:
+            return model  # a frozen reference is only read: replicas need no wrapper
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(ctx.device.type, (ctx.world,))
+    for layer in decoder_layers(model):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module DDP wraps (FSDP2 shards in place, so its model is its own)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def gradient_sync(model: nn.Module, sync: bool) -> AbstractContextManager[Any]:
+    """DDP: all-reduce gradients only after the last micro-batch. FSDP2 reduce-scatters after
+    each one (its sharded gradients accumulate; keeping full ones would cost the memory that
+    sharding saves)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel) and not sync:
+        return model.no_sync()
+    return nullcontext()
+
+
+def broadcast_parameters(model: nn.Module, ctx: DistContext) -> None:
+    """Every rank takes rank 0's values of the trainable parameters (before sharding)."""
+    if ctx.world == 1:
+        return
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                dist.broadcast(param.data, src=0)

@@ -1,0 +1,333 @@
+"""One session's model, adapter, optimiser and schedule; every rank holds one per session.
+
+Each train step is one forward-backward over the batch (this rank's slice, cut into
+micro-batches by token budget, gradients accumulated) and one optimiser step. The loss of every
+micro-batch is divided by the global loss-token count, all-reduced before the first forward, so
+the step does not depend on how the batch is cut or on how many ranks share it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
+
+from . import losses
+from .batching import MicroBatch, collate, empty_micro_batch, micro_batches, rank_slice
+from .distributed import (
+    DistContext,
+    all_reduce,
+    broadcast_parameters,
+    gradient_sync,
+    shard,
+    step_seed,
+    unwrap,
+)
+from .models import load_model, load_tokenizer
+from .optim_state import load_optimizer_state, save_optimizer_state
+from .protocol import GrpoExample, GrpoLoss, Loss, Optimizer, SessionConfig, SftExample
+from .tokens import EncodedExample, encode_example, end_of_turn_id
+
+# verl's default PPO clip range.
+DEFAULT_CLIP_RATIO = 0.2
+DEFAULT_KL_ESTIMATOR = "low-var-kl"
+OPTIMIZER_FILE = "optimizer.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def scheduled_learning_rate(optimizer: Optimizer, updates_done: int) -> float:
+    """Linear warm-up over `warmupSteps` updates, then constant (the sandbox trainer's rule)."""
+    if optimizer.warmupSteps > 0:
+        return optimizer.learningRate * min(1.0, (updates_done + 1) / optimizer.warmupSteps)
+    return optimizer.learningRate
+
+
+def make_optimizer(params: list[torch.nn.Parameter], spec: Optimizer) -> torch.optim.Optimizer:
+    """AdamW decays decoupled; Adam adds the decay to the gradient (L2); SGD is plain (no
+    momentum: `betas` do not apply), as in the sandbox trainer."""
+    if spec.name == "adamw":
+        return torch.optim.AdamW(
+            params, lr=spec.learningRate, betas=spec.betas, weight_decay=spec.weightDecay
+        )
+    if spec.name == "adam":
+        return torch.optim.Adam(params, lr=spec.learningRate, betas=spec.betas, weight_decay=spec.weightDecay)
+    return torch.optim.SGD(params, lr=spec.learningRate, weight_decay=spec.weightDecay)
+
+
+def lora_config(config: SessionConfig) -> LoraConfig:
+    adapter = config.adapter
+    assert adapter.kind == "lora"
+    # PEFT takes "all-linear" as a plain string, not inside a list.
+    targets: str | list[str] = (
+        "all-linear" if adapter.targetModules == ["all-linear"] else adapter.targetModules
+    )
+    return LoraConfig(
+        r=adapter.rank,
+        lora_alpha=adapter.alpha,
+        target_modules=targets,
+        lora_dropout=adapter.dropout or 0.0,
+        task_type="CAUSAL_LM",
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        model_dir: Path,
+        config: SessionConfig,
+        ctx: DistContext,
+        micro_batch_tokens: int,
+        resume: tuple[Path, dict[str, Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.micro_batch_tokens = micro_batch_tokens
+        self.lora = config.adapter.kind == "lora"
+        self.tokenizer = load_tokenizer(model_dir)
+        self.eot_id = end_of_turn_id(self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else self.eot_id
+
+        model = load_model(model_dir, ctx.device)
+        model.config.use_cache = False
+        self.reference: torch.nn.Module | None = None
+        # The adapter's random init is seeded alike on every rank, apart from the step stream.
+        devices = [ctx.device] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step_seed(config.seed, -1, 0))
+            if self.lora:
+                model = get_peft_model(model, lora_config(config))
+                # The name the control plane knows the base by; a local path means nothing elsewhere.
+                model.peft_config["default"].base_model_name_or_path = config.baseModel
+            else:
+                self.reference = copy.deepcopy(model).requires_grad_(False).eval()
+        if resume is not None and ctx.leader:
+            self._load_weights(model, resume[0])
+        broadcast_parameters(model, ctx)
+        model.train()
+        self.model = shard(model, ctx)
+        if self.reference is not None:
+            self.reference = shard(self.reference, ctx, trainable=False)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, config.optimizer)
+        self.updates_done = 0
+        if resume is not None:
+            self._load_optimizer(resume[0])
+            self.updates_done = int(resume[1].get("updatesDone", 0))
+
+    # ---- training -------------------------------------------------------------------------
+
+    def train_step(
+        self, step: int, examples: Sequence[SftExample | GrpoExample], loss: Loss, learning_rate: float | None
+    ) -> dict[str, float]:
+        ctx = self.ctx
+        torch.manual_seed(step_seed(self.config.seed, step, ctx.rank))  # dropout, exact on resume
+        mine = [self._encode(examples[i], loss) for i in rank_slice(len(examples), ctx.rank, ctx.world)]
+        groups = micro_batches([len(e.input_ids) for e in mine], self.micro_batch_tokens)
+        n_tokens, n_examples = all_reduce(ctx, [sum(e.completion_len for e in mine), len(mine)])
+        (n_micro,) = all_reduce(ctx, [len(groups)], op="max")
+        # Gradients are averaged over ranks; the loss is already a global mean, so undo that.
+        scale = float(ctx.world)
+        sums = {"loss": 0.0, "kl": 0.0, "entropy": 0.0, "clipped": 0.0}
+        for index in range(int(n_micro)):
+            batch = (
+                collate([mine[i] for i in groups[index]], self.pad_id, ctx.device)
+                if index < len(groups)
+                else empty_micro_batch(self.pad_id, ctx.device)
+            )
+            with gradient_sync(self.model, sync=index == n_micro - 1):
+                total, parts = self._micro_batch_loss(batch, loss, int(n_tokens))
+                (total * scale).backward()
+            for key, value in parts.items():
+                sums[key] += value
+        grad_norm = self._clip_gradients()
+        rate = (
+            learning_rate
+            if learning_rate is not None
+            else scheduled_learning_rate(self.config.optimizer, self.updates_done)
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.updates_done += 1
+
+        keys = list(sums)
+        reduced = dict(zip(keys, all_reduce(ctx, [sums[k] for k in keys]), strict=True))
+        count = max(n_tokens, 1.0)
+        metrics = {
+            "loss": reduced["loss"],
+            "tokens": n_tokens,
+            "examples": n_examples,
+            "learningRate": rate,
+            "gradNorm": grad_norm,
+        }
+        if loss.kind == "grpo":
+            metrics |= {
+                "kl": reduced["kl"] / count,
+                "entropy": reduced["entropy"] / count,
+                "clipFraction": reduced["clipped"] / count,
+            }
+        return metrics
+
+    @torch.no_grad()
+    def completion_log_probs(self, examples: Sequence[SftExample | GrpoExample]) -> list[float]:
+        """log π(completion + end-of-turn | prompt) of each example under the current weights
+        (one rank: a diagnostic for tests and evaluations, not a collective)."""
+        out = []
+        for example in examples:
+            encoded = encode_example(self.tokenizer, example.prompt, example.completion)
+            batch = collate([encoded], self.pad_id, self.ctx.device)
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+            log_probs = losses.token_log_probs(logits, batch.targets)
+            out.append(float((log_probs * batch.loss_mask).sum().item()))
+        return out
+
+    def _encode(self, example: SftExample | GrpoExample, loss: Loss) -> EncodedExample:
+        if loss.kind == "grpo":
+            if not isinstance(example, GrpoExample):
+                raise ValueError("a grpo step needs GRPO lines (with `advantage`)")
+            return encode_example(
+                self.tokenizer, example.prompt, example.completion, example.advantage, example.stepAdvantages
+            )
+        return encode_example(self.tokenizer, example.prompt, example.completion)
+
+    def _micro_batch_loss(
+        self, batch: MicroBatch, loss: Loss, n_tokens: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """This micro-batch's share of the batch's token-mean loss, and its unnormalised sums."""
+        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        log_probs = losses.token_log_probs(logits, batch.targets)
+        mask = batch.loss_mask
+        if not isinstance(loss, GrpoLoss):
+            per_token = losses.cross_entropy(log_probs)
+            total = losses.token_sum(per_token, mask, n_tokens)
+            return total, {"loss": total.item()}
+        with torch.no_grad():
+            ref_log_probs = losses.token_log_probs(self._reference_logits(batch), batch.targets)
+        if loss.entropyCoefficient > 0:
+            entropy = losses.token_entropy(logits)
+        else:
+            with torch.no_grad():
+                entropy = losses.token_entropy(logits.detach())
+        parts = losses.grpo_loss(
+            log_probs,
+            # π_old: this request's own forward before the update (one update per request).
+            log_probs.detach(),
+            ref_log_probs,
+            entropy,
+            batch.weights,
+            clip_ratio=loss.clipRatio if loss.clipRatio is not None else DEFAULT_CLIP_RATIO,
+            kl_coefficient=loss.klCoefficient,
+            entropy_coefficient=loss.entropyCoefficient,
+            kl_estimator=loss.klEstimator or DEFAULT_KL_ESTIMATOR,
+        )
+        total = losses.token_sum(parts["loss"], mask, n_tokens)
+        sums = {k: float((parts[k].detach() * mask).sum().item()) for k in ("kl", "entropy", "clipped")}
+        return total, {"loss": total.item(), **sums}
+
+    def _reference_logits(self, batch: MicroBatch) -> torch.Tensor:
+        """The base model's logits: the same model with the adapter off (LoRA), else the frozen copy."""
+        if self.reference is not None:
+            return self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
+                :, :-1
+            ]
+        peft_model = unwrap(self.model)
+        with peft_model.disable_adapter():  # type: ignore[operator]
+            return peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+
+    def _clip_gradients(self) -> float:
+        """The gradients' global L2 norm before clipping; clips to `maxGradNorm` when set."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return 0.0
+        max_norm = self.config.optimizer.maxGradNorm
+        if max_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        else:
+            norm = torch.nn.utils.get_total_norm(grads)
+        full = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        value = float(full.item())
+        return value if math.isfinite(value) else float("nan")
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Rank 0 writes the weights and `optimizer.safetensors`; every rank gathers its shards."""
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=self.lora)
+        weights = get_model_state_dict(self.model, options=options)
+        optimizer = get_optimizer_state_dict(
+            self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
+        if self.ctx.leader:
+            directory.mkdir(parents=True, exist_ok=True)
+            model = unwrap(self.model)
+            if self.lora:
+                # save_embedding_layers=False: "auto" would look the base model up on a hub.
+                model.save_pretrained(directory, state_dict=weights, save_embedding_layers=False)  # type: ignore[operator]
+            else:
+                model.save_pretrained(directory, state_dict=weights, safe_serialization=True)  # type: ignore[operator]
+            if self.lora:
+                (directory / "README.md").unlink(missing_ok=True)  # peft's model card: not ours
+            else:
+                self.tokenizer.save_pretrained(directory)  # a full checkpoint is a servable model folder
+            save_optimizer_state(optimizer, directory / OPTIMIZER_FILE)
+        return self.engine_state()
+
+    def engine_state(self) -> dict[str, Any]:
+        spec = self.config.optimizer
+        return {
+            "updatesDone": self.updates_done,
+            "scheduler": {
+                "kind": "linear-warmup",
+                "warmupSteps": spec.warmupSteps,
+                "position": self.updates_done,
+            },
+            # No RNG state to carry: each step reseeds from (seed, step, rank).
+            "rng": {"kind": "per-step", "seed": self.config.seed, "derivation": "sha256(seed, step, rank)"},
+            "worldSize": self.ctx.world,
+        }
+
+    def _load_weights(self, target: torch.nn.Module, directory: Path) -> None:
+        """Rank 0, before sharding: the checkpoint's adapter (or full weights) into the model."""
+        if self.lora:
+            result = set_peft_model_state_dict(target, load_file(directory / ADAPTER_WEIGHTS))
+            unexpected = list(getattr(result, "unexpected_keys", []) or [])
+            if unexpected:
+                raise ValueError(f"the checkpoint's adapter has weights this model lacks: {unexpected[:3]}")
+            return
+        state: dict[str, torch.Tensor] = {}
+        for path in sorted(directory.glob("model*.safetensors")):
+            state.update(load_file(path))
+        if not state:
+            raise ValueError(f"no model weights (model*.safetensors) in the checkpoint at {directory}")
+        missing, unexpected = target.load_state_dict(state, strict=False)
+        tied = getattr(target.config, "tie_word_embeddings", False)
+        missing = [k for k in missing if not (tied and k.endswith("lm_head.weight"))]
+        if missing or unexpected:
+            raise ValueError(
+                "the checkpoint's weights do not fit the model: "
+                f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+
+    def _load_optimizer(self, directory: Path) -> None:
+        state = load_optimizer_state(directory / OPTIMIZER_FILE) if self.ctx.leader else {}
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.ctx.world > 1)
+        set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=state, options=options)
+
+    def close(self) -> None:
+        del self.model, self.optimizer, self.reference, self.params
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

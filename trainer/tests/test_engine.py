@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers import GRPO, SFT, batch_for, grpo_batch, session_config, sft_batch
+from safetensors.torch import load_file
+
+from spark_trainer.distributed import DistContext
+from spark_trainer.engine import Engine
+from spark_trainer.protocol import GrpoExample, GrpoLoss
+from spark_trainer.tokens import encode_example
+
+CPU = DistContext(rank=0, world=1, device=torch.device("cpu"))
+SGD = {"name": "sgd", "learningRate": 0.5, "betas": [0.9, 0.999], "weightDecay": 0.0, "warmupSteps": 0}
+
+
+def engine(model_dir: Path, micro_batch_tokens: int = 4096, **config: Any) -> Engine:
+    return Engine(model_dir, session_config(**config), CPU, micro_batch_tokens)
+
+
+def trainable(e: Engine) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in e.model.named_parameters() if p.requires_grad}
+
+
+def test_kl_is_zero_at_step_zero_and_the_clip_never_binds(tiny_model_dir: Path) -> None:
+    e = engine(tiny_model_dir)
+    first = e.train_step(0, grpo_batch(0), GRPO, None)
+    assert first["kl"] == 0.0
+    assert first["clipFraction"] == 0.0
+    second = e.train_step(1, grpo_batch(1), GRPO, None)
+    assert second["kl"] > 0.0
+    assert second["clipFraction"] == 0.0
+    assert set(first) == {
+        "loss",
+        "tokens",
+        "examples",
+        "learningRate",
+        "gradNorm",
+        "kl",
+        "entropy",
+        "clipFraction",
+    }
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_advantage_sign_moves_the_completion_log_probability(tiny_model_dir: Path, sign: float) -> None:
+    e = engine(tiny_model_dir, optimizer=SGD)
+    example = GrpoExample.model_validate({**sft_batch(0, 1)[0].model_dump(), "advantage": sign})
+    before = e.completion_log_probs([example])[0]
+    loss = GrpoLoss(kind="grpo", klCoefficient=0.0, entropyCoefficient=0.0)
+    e.train_step(0, [example], loss, None)
+    e.train_step(1, [example], loss, None)  # LoRA's B starts at 0: the second step moves π
+    after = e.completion_log_probs([example])[0]
+    assert (after - before) * sign > 0.01, (before, after)
+
+
+def test_sft_lowers_the_loss(tiny_model_dir: Path) -> None:
+    e = engine(tiny_model_dir)
+    batch = sft_batch(0)
+    metrics = [e.train_step(step, batch, SFT, 2e-2) for step in range(5)]
+    assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.1
+    assert metrics[0]["tokens"] == sum(
+        encode_example(e.tokenizer, x.prompt, x.completion).completion_len for x in batch
+    )
+
+
+@pytest.mark.parametrize("kind", ["sft", "grpo"])
+def test_the_step_does_not_depend_on_the_micro_batch_size(tiny_model_dir: Path, kind: str) -> None:
+    whole = engine(tiny_model_dir, optimizer=SGD, adapter={"kind": "full"})
+    cut = engine(tiny_model_dir, micro_batch_tokens=48, optimizer=SGD, adapter={"kind": "full"})
+    batch, loss = (sft_batch(3), SFT) if kind == "sft" else (grpo_batch(3), GRPO)
+    a = whole.train_step(0, batch, loss, None)
+    b = cut.train_step(0, batch, loss, None)
+    for key in a:
+        assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
+    wa, wb = trainable(whole), trainable(cut)
+    for name in wa:
+        torch.testing.assert_close(wb[name], wa[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_full_fine_tune_keeps_a_frozen_reference(tiny_model_dir: Path) -> None:
+    e = engine(tiny_model_dir, adapter={"kind": "full"})
+    assert e.reference is not None
+    assert not any(p.requires_grad for p in e.reference.parameters())
+    assert e.train_step(0, grpo_batch(0), GRPO, None)["kl"] == 0.0
+    assert e.train_step(1, grpo_batch(1), GRPO, None)["kl"] > 0.0
+
+
+def test_warm_up_override_and_the_grad_norm_before_clipping(tiny_model_dir: Path) -> None:
+    optimizer = {
+        "name": "adam",
+        "learningRate": 3e-3,
+        "betas": [0.9, 0.999],
+        "weightDecay": 0.1,
+        "warmupSteps": 3,
+        "maxGradNorm": 1e-4,
+    }
+    e = engine(tiny_model_dir, optimizer=optimizer)
+    rates = [e.train_step(s, sft_batch(s), SFT, None)["learningRate"] for s in range(2)]
+    assert rates == pytest.approx([1e-3, 2e-3])
+    overridden = e.train_step(2, sft_batch(2), SFT, 7e-4)
+    assert overridden["learningRate"] == 7e-4
+    assert overridden["gradNorm"] > 1e-4  # reported before clipping to maxGradNorm
+    assert e.train_step(3, sft_batch(3), SFT, None)["learningRate"] == pytest.approx(3e-3)
+
+
+def test_resume_in_a_new_process_is_bitwise_exact(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """4 steps straight == 2 steps, checkpoint, a new process resumed from it, 2 more steps."""
+    config = {
+        "adapter": {"kind": "lora", "rank": 4, "alpha": 8, "targetModules": ["all-linear"], "dropout": 0.1}
+    }
+    e = engine(tiny_model_dir, **config)
+    for step in range(2):
+        e.train_step(step, *batch_for(step), None)
+    half = tmp_path / "half"
+    state = e.save(half)
+    for step in range(2, 4):
+        e.train_step(step, *batch_for(step), None)
+    e.save(tmp_path / "straight")
+
+    resumed = tmp_path / "resumed"
+    worker = Path(__file__).with_name("resume_worker.py")
+    args = [str(tiny_model_dir), str(half), json.dumps(state), json.dumps(config), str(resumed), "2", "4"]
+    subprocess.run([sys.executable, str(worker), *args], check=True, timeout=120)
+
+    for name in ("adapter_model.safetensors", "optimizer.safetensors"):
+        straight = load_file(tmp_path / "straight" / name)
+        again = load_file(resumed / name)
+        assert straight.keys() == again.keys()
+        for key in straight:
+            assert torch.equal(straight[key], again[key]), (name, key)
+    assert json.loads((half / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny"
