@@ -7,6 +7,7 @@ import type { ObjectStore } from '../backends/s3-store.js';
 
 /** One stored sample: enough to audit where it came from and to reuse it instead of paying again. */
 export interface CachedSample {
+  /** Where it is stored: `<request object key>#<index>`, or a sample object's key (the layout before requests). */
   key: string;
   index: number;
   text: string;
@@ -25,7 +26,7 @@ export interface SampleRequest {
   /** Sample indices wanted, e.g. 0..K-1. */
   indices: number[];
   signal?: AbortSignal;
-  /** Called after each request is stored (heartbeat hook). */
+  /** Called after each request is stored, with the samples this call holds so far (heartbeat hook). */
   onStored?: (stored: number) => void;
   /** Called for each request answered by the server and each new sample stored (cost accounting). */
   onCall?: () => void;
@@ -38,11 +39,65 @@ export interface SampleResult {
   samplesReused: number;
 }
 
-const CACHE_PREFIX = 'cache/chat';
+/**
+ * One object per request: the `n` samples of one chat completion, at
+ * `cache/requests/<hh>/<prompt hash>-<first index>-<n>.json`. The prompt hash covers the model,
+ * the messages and every sampling setting (the run's seed included); the first index and `n`
+ * name the run of samples the request drew. A request is stored whole in one PUT once it is
+ * answered, so a crash loses at most the requests in flight.
+ */
+export interface StoredRequest {
+  kind: 'spark.samples';
+  version: 2;
+  /** The model that answered (the server's name for it). */
+  model: string;
+  /** Index of the first sample; the request drew samples [start, start + n). */
+  start: number;
+  n: number;
+  /** The seed sent with the request ({@link requestSeed}); null when the run has none. */
+  seed: number | null;
+  /** Id of the response the samples came from. */
+  responseId: string;
+  /** Sample `start + j`, or null where every answer so far was cut by the token limit. */
+  samples: (StoredChoice | null)[];
+  /** Answers to this request that had choices cut by the token limit. */
+  truncations: number;
+}
+
+export interface StoredChoice {
+  text: string;
+  finishReason: string;
+  /** Set when the sample came from another response than the object's (a re-asked request). */
+  responseId?: string;
+}
+
+export const REQUEST_PREFIX = 'cache/requests';
+/** The layout before requests: one object per sample. Still read, never written. */
+export const LEGACY_SAMPLE_PREFIX = 'cache/chat';
 
 /**
- * Content address of one sample: what was asked, with which sampling settings, and which
- * sample it is. Two runs with the same config hit the same keys; no call is paid twice.
+ * Content address of what is asked: model, messages and sampling settings. Hashed once per
+ * call; every request of the call is named by it and its run of sample indices.
+ */
+export function promptHash(model: string, messages: ChatMessage[], sampling: SamplingParams): string {
+  return createHash('sha256').update(JSON.stringify({
+    model,
+    messages: messages.map((m) => [m.role, m.content]),
+    temperature: sampling.temperature,
+    topP: sampling.topP ?? null,
+    maxTokens: sampling.maxTokens ?? null,
+    seed: sampling.seed ?? null,
+  })).digest('hex');
+}
+
+/** Key of the object holding the request that drew samples [start, start + n) of a prompt. */
+export function requestKey(prompt: string, start: number, n: number): string {
+  return `${REQUEST_PREFIX}/${prompt.slice(0, 2)}/${prompt}-${start}-${n}.json`;
+}
+
+/**
+ * Key of one sample in the layout before requests (one object per sample). Runs stored that
+ * way are still read back, so re-running them makes no call.
  */
 export function sampleKey(model: string, messages: ChatMessage[], sampling: SamplingParams, index: number): string {
   const canonical = JSON.stringify({
@@ -55,7 +110,7 @@ export function sampleKey(model: string, messages: ChatMessage[], sampling: Samp
     index,
   });
   const hash = createHash('sha256').update(canonical).digest('hex');
-  return `${CACHE_PREFIX}/${hash.slice(0, 2)}/${hash}.json`;
+  return `${LEGACY_SAMPLE_PREFIX}/${hash.slice(0, 2)}/${hash}.json`;
 }
 
 /**
@@ -67,162 +122,268 @@ export function requestSeed(seed: number | undefined, start: number): number | u
   return start === 0 ? seed : (seed * 1_000_003 + start) % 2_147_483_647;
 }
 
-/**
- * Returns the wanted samples, reading stored ones and asking the server only for the rest.
- * Each response is written to the store before this returns, so a crash after a call loses
- * at most the calls still in flight. The wanted indices are asked for in contiguous runs, one
- * request with `n` per run where the server supports it, else one request per sample (see
- * {@link planRequests} for runs that are partly stored). Truncated samples are not stored and
- * raise a retryable error after the good ones are kept.
- */
-export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
-  const keys = req.indices.map((i) => sampleKey(req.model, req.messages, req.sampling, i));
-  const found = await Promise.all(keys.map((k) => readCached(store, k)));
-  const samples = new Map<number, CachedSample>();
-  const missing: number[] = [];
-  const joined: { index: number; pending: Promise<CachedSample | null> }[] = [];
-  req.indices.forEach((index, j) => {
-    const hit = found[j];
-    const pending = inflight.get(keys[j]!);
-    if (hit) samples.set(index, hit);
-    else if (pending) joined.push({ index, pending });
-    else missing.push(index);
-  });
-
-  // Claim the samples this call will draw, so a concurrent identical request in this process
-  // waits for them instead of paying again (and two writers never race on one key).
-  const claims = new Map<number, { resolve: (s: CachedSample | null) => void }>();
-  for (const index of missing) {
-    const key = keys[req.indices.indexOf(index)]!;
-    let resolve!: (s: CachedSample | null) => void;
-    const pending = new Promise<CachedSample | null>((r) => (resolve = r));
-    inflight.set(key, pending);
-    claims.set(index, {
-      resolve: (sample) => {
-        inflight.delete(key);
-        resolve(sample);
-      },
-    });
-  }
-
-  const requests = await planRequests(store, req, keys, new Set(missing));
-  let callsMade = 0;
-  let truncated = 0;
-  try {
-    await Promise.all(
-      requests.map(async ({ start, end, take }) => {
-        const seed = requestSeed(req.sampling.seed, start);
-        const result = await req.client.chat(
-          { model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n: end - start },
-          req.signal,
-        );
-        callsMade += 1;
-        req.onCall?.();
-        let cut = 0;
-        await Promise.all(
-          result.choices.map(async (choice, j) => {
-            const index = start + j;
-            if (!take.has(index)) return;
-            if (choice.finishReason === 'length') {
-              cut += 1;
-              return;
-            }
-            const sample: CachedSample = {
-              key: keys[req.indices.indexOf(index)]!,
-              index,
-              text: choice.text,
-              finishReason: choice.finishReason,
-              model: result.model || req.model,
-              responseId: result.id,
-              request: { seed, n: end - start, choice: j },
-            };
-            await store.putJson(sample.key, sample);
-            req.onSample?.();
-            samples.set(index, sample);
-            claims.get(index)?.resolve(sample);
-          }),
-        );
-        if (cut > 0) {
-          truncated += cut;
-          const marker = truncationKey(keys[req.indices.indexOf(start)]!, end - start);
-          const seen = (await store.getJsonIfExists<{ count: number }>(marker))?.count ?? 0;
-          await store.putJson(marker, { count: seen + 1 });
-        }
-        req.onStored?.(samples.size);
-      }),
-    );
-  } finally {
-    // Whatever was not stored (failure, truncation) is free to be drawn by the next caller.
-    for (const claim of claims.values()) claim.resolve(null);
-  }
-  let samplesReused = found.filter(Boolean).length;
-  for (const { index, pending } of joined) {
-    const sample = await pending;
-    if (!sample) throw new InferenceError('server-error', `a concurrent request for the same sample (index ${index}) failed; retrying`);
-    samples.set(index, sample);
-    samplesReused += 1;
-  }
-  if (truncated > 0) {
-    throw new InferenceError('truncated', `${truncated} sample(s) hit the token limit (max_tokens=${req.sampling.maxTokens ?? 'server default'}); kept the others`);
-  }
-  return { samples: req.indices.map((i) => samples.get(i)!), callsMade, samplesReused };
-}
-
-/** A request to send: samples [start, end) with the run's seed; only `take` are stored. */
-interface PlannedRequest {
-  start: number;
-  end: number;
-  take: Set<number>;
-}
-
-/** After this many truncated answers to the same run, its missing samples are drawn with fresh seeds. */
+/** After this many truncated answers to the same request, its missing samples get requests of their own. */
 const SAME_SEED_TRUNCATIONS = 2;
 
+/** What one call of {@link sampleWithCache} has found, drawn and paid so far. */
+interface CallState {
+  store: ObjectStore;
+  req: SampleRequest;
+  prompt: string;
+  /** Whether the bucket holds samples in the layout before requests (checked once a minute). */
+  legacy: boolean;
+  samples: Map<number, CachedSample>;
+  callsMade: number;
+  drawn: number;
+  reused: number;
+  truncated: number;
+}
+
 /**
- * Which requests draw the missing samples. The wanted indices form fixed runs (one request with
- * `n` each, or one per sample without `n` support), and a run that lost only some samples (a
- * crash while storing, a truncated answer) is asked again whole with its own seed, so its
- * samples are exactly those of an uninterrupted run. A server that truncates the same seeded
- * run again would do so forever; after {@link SAME_SEED_TRUNCATIONS} the missing samples get
- * requests of their own, with their own seeds.
+ * Returns the wanted samples, reading stored requests and asking the server only for the rest.
+ * The wanted indices are asked for in contiguous runs, one request with `n` per run where the
+ * server supports it, else one request per sample; each answered request is written to the
+ * store (one object, one PUT) before this returns, so a crash loses at most the requests in
+ * flight. A request whose answer had samples cut by the token limit keeps the good ones and is
+ * asked again whole with its own seed, so its samples are exactly those of an uninterrupted
+ * run; after {@link SAME_SEED_TRUNCATIONS} such answers its missing samples get requests of
+ * their own. Truncated samples raise a retryable error after the good ones are stored.
+ * Identical requests in flight in one process are made once.
  */
-async function planRequests(store: ObjectStore, req: SampleRequest, keys: string[], missing: Set<number>): Promise<PlannedRequest[]> {
+export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
+  const state: CallState = {
+    store,
+    req,
+    prompt: promptHash(req.model, req.messages, req.sampling),
+    legacy: await legacyLayoutPresent(store),
+    samples: new Map(),
+    callsMade: 0,
+    drawn: 0,
+    reused: 0,
+    truncated: 0,
+  };
   const runs = req.client.endpoint.supportsN ? contiguousRuns(req.indices) : req.indices.map((i) => [i, i + 1] as const);
-  const planned: PlannedRequest[] = [];
-  for (const [start, end] of runs) {
-    const take = new Set([...missing].filter((i) => i >= start && i < end));
-    if (take.size === 0) continue;
-    const partial = take.size < end - start;
-    const marker = partial ? await store.getJsonIfExists<{ count: number }>(truncationKey(keys[req.indices.indexOf(start)]!, end - start)) : null;
-    if ((marker?.count ?? 0) < SAME_SEED_TRUNCATIONS) {
-      planned.push({ start, end, take });
-      continue;
-    }
-    for (const [s, e] of contiguousRuns([...take])) planned.push({ start: s, end: e, take: new Set([...take].filter((i) => i >= s && i < e)) });
+  await Promise.all(runs.map(([start, end]) => resolveRun(state, start, end, true)));
+  if (state.truncated > 0) {
+    throw new InferenceError('truncated', `${state.truncated} sample(s) hit the token limit (max_tokens=${req.sampling.maxTokens ?? 'server default'}); kept the others`);
   }
-  return planned;
+  return { samples: req.indices.map((i) => state.samples.get(i)!), callsMade: state.callsMade, samplesReused: state.reused };
 }
 
-/** Counts truncated answers to the run of `n` samples starting at the sample stored at `firstKey`. */
-function truncationKey(firstKey: string, n: number): string {
-  return firstKey.replace(/\.json$/, `.n${n}.truncations.json`);
-}
+/** Samples [start, end) as found or drawn; null where the answer was cut by the token limit. */
+type RunSamples = (CachedSample | null)[];
 
-/** Samples being drawn by this process right now, by key. */
-const inflight = new Map<string, Promise<CachedSample | null>>();
+/** Requests being resolved by this process right now, per store and request key. */
+const inflight = new WeakMap<ObjectStore, Map<string, Promise<RunSamples>>>();
 
 /**
- * A stored sample, or null when there is none. An entry that cannot be read back intact
- * (a checksum mismatch, bad JSON) is treated as absent and drawn again, so one damaged object
- * cannot block a run forever.
+ * Fills `state.samples` with samples [start, end) of one request. A concurrent identical
+ * request in this process is waited for instead of paid again (and two writers never race on
+ * one object); what it found or drew counts as reused here.
  */
-async function readCached(store: ObjectStore, key: string): Promise<CachedSample | null> {
+async function resolveRun(state: CallState, start: number, end: number, topLevel: boolean): Promise<void> {
+  const key = requestKey(state.prompt, start, end - start);
+  let running = inflight.get(state.store);
+  if (!running) inflight.set(state.store, (running = new Map()));
+  const pending = running.get(key);
+  let samples: RunSamples;
+  if (pending) {
+    samples = await pending;
+    for (const s of samples) if (s) state.reused += 1;
+  } else {
+    const own = drawRun(state, key, start, end, topLevel);
+    running.set(key, own);
+    try {
+      samples = await own;
+    } finally {
+      running.delete(key);
+    }
+  }
+  samples.forEach((s, j) => {
+    if (s) state.samples.set(start + j, s);
+    else state.truncated += 1;
+  });
+}
+
+async function drawRun(state: CallState, key: string, start: number, end: number, topLevel: boolean): Promise<RunSamples> {
+  const { store, req } = state;
+  const n = end - start;
+  let doc = await readRequest(store, key);
+  let docKey = key;
+  if (!doc && topLevel && state.legacy) {
+    const legacy = await readLegacyRun(state, start, end);
+    if (legacy) [doc, docKey] = [legacy.doc, legacy.firstKey];
+  }
+  const out: RunSamples = doc ? toSamples(doc, docKey, legacyKeysOf(doc)) : new Array<null>(n).fill(null);
+  const found = out.filter((s) => s !== null).length;
+  state.reused += found;
+  if (found === n) return out;
+
+  if (doc && doc.truncations >= SAME_SEED_TRUNCATIONS && n > 1) {
+    // The server cuts this seeded request every time: the missing samples get requests of their own.
+    const missing = out.flatMap((s, j) => (s ? [] : [start + j]));
+    let runs = state.req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
+    if (runs.length === 1 && runs[0]![1] - runs[0]![0] === n) runs = missing.map((i) => [i, i + 1] as const);
+    await Promise.all(runs.map(async ([s, e]) => {
+      const sub = new Map<number, CachedSample>();
+      const subState: CallState = { ...state, samples: sub, callsMade: 0, drawn: 0, reused: 0, truncated: 0 };
+      await resolveRun(subState, s, e, false);
+      state.callsMade += subState.callsMade;
+      state.drawn += subState.drawn;
+      state.reused += subState.reused;
+      for (const [i, sample] of sub) out[i - start] = sample;
+    }));
+    return out;
+  }
+
+  const seed = requestSeed(req.sampling.seed, start);
+  const result = await req.client.chat({ model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n }, req.signal);
+  state.callsMade += 1;
+  req.onCall?.();
+  const responseId = doc?.responseId || result.id;
+  const samples: (StoredChoice | null)[] = doc ? [...doc.samples] : new Array<null>(n).fill(null);
+  let cut = 0;
+  let added = 0;
+  result.choices.forEach((choice, j) => {
+    if (samples[j]) return;
+    if (choice.finishReason === 'length') {
+      cut += 1;
+      return;
+    }
+    samples[j] = { text: choice.text, finishReason: choice.finishReason, ...(responseId !== result.id ? { responseId: result.id } : {}) };
+    added += 1;
+  });
+  const next: StoredRequest = {
+    kind: 'spark.samples',
+    version: 2,
+    model: doc?.model || result.model || req.model,
+    start,
+    n,
+    seed: seed ?? null,
+    responseId,
+    samples,
+    truncations: (doc?.truncations ?? 0) + (cut > 0 ? 1 : 0),
+  };
+  // Content-addressed: the key names what was asked, so the SDK's checksum guards the bytes
+  // and no hash of the body is needed.
+  await store.put(key, JSON.stringify(next), 'application/json', { sha256: false });
+  for (let i = 0; i < added; i++) req.onSample?.();
+  state.drawn += added;
+  const stored = toSamples(next, key, []);
+  req.onStored?.(state.samples.size + stored.filter(Boolean).length);
+  return stored;
+}
+
+/** The samples of a stored request as {@link CachedSample}s, with where each is stored. */
+function toSamples(doc: StoredRequest, key: string, legacyKeys: readonly (string | null)[]): RunSamples {
+  return doc.samples.map((c, j) => c && {
+    key: legacyKeys[j] ?? `${key}#${doc.start + j}`,
+    index: doc.start + j,
+    text: c.text,
+    finishReason: c.finishReason,
+    model: doc.model,
+    responseId: c.responseId ?? doc.responseId,
+    request: { seed: doc.seed ?? undefined, n: doc.n, choice: j },
+  });
+}
+
+/**
+ * A stored request, or null when there is none. An object that cannot be read back intact (a
+ * checksum mismatch, bad JSON, another shape) is treated as absent and asked again, so one
+ * damaged object cannot block a run forever.
+ */
+async function readRequest(store: ObjectStore, key: string): Promise<StoredRequest | null> {
   try {
-    return await store.getJsonIfExists<CachedSample>(key);
+    const doc = await store.getJsonIfExists<StoredRequest>(key);
+    return doc && doc.kind === 'spark.samples' && Array.isArray(doc.samples) && doc.samples.length === doc.n ? doc : null;
   } catch (err) {
-    if (err instanceof SyntaxError || /checksum/i.test((err as Error).message)) return null;
+    if (isDamaged(err)) return null;
     throw err;
   }
+}
+
+/** One sample of the layout before requests. */
+interface LegacySample {
+  key: string;
+  index: number;
+  text: string;
+  finishReason: string;
+  model: string;
+  responseId: string;
+  request: { seed?: number; n: number; choice: number };
+}
+
+/** Keys of legacy samples, remembered beside a converted request so callers see where each is. */
+const legacyKeys = new WeakMap<StoredRequest, (string | null)[]>();
+function legacyKeysOf(doc: StoredRequest): (string | null)[] {
+  return legacyKeys.get(doc) ?? [];
+}
+
+/**
+ * Samples [start, end) from the layout before requests, as one request, or null when its first
+ * sample is not there (then the request is asked whole, as that layout also did for a run it
+ * held only in part). Its truncation count comes along, so the same rules apply.
+ */
+async function readLegacyRun(state: CallState, start: number, end: number): Promise<{ doc: StoredRequest; firstKey: string } | null> {
+  const { store, req } = state;
+  const key = (i: number) => sampleKey(req.model, req.messages, req.sampling, i);
+  const firstKey = key(start);
+  const first = await readLegacy(store, firstKey);
+  if (!first) return null;
+  const keys = [firstKey];
+  for (let i = start + 1; i < end; i++) keys.push(key(i));
+  const rest = await Promise.all(keys.slice(1).map((k) => readLegacy(store, k)));
+  const all = [first, ...rest];
+  const marker = all.some((s) => !s)
+    ? await store.getJsonIfExists<{ count: number }>(firstKey.replace(/\.json$/, `.n${end - start}.truncations.json`)).catch(() => null)
+    : null;
+  const doc: StoredRequest = {
+    kind: 'spark.samples',
+    version: 2,
+    model: first.model,
+    start,
+    n: end - start,
+    seed: first.request.seed ?? null,
+    responseId: '',
+    samples: all.map((s) => s && { text: s.text, finishReason: s.finishReason, responseId: s.responseId }),
+    truncations: marker?.count ?? 0,
+  };
+  legacyKeys.set(doc, all.map((s, j) => (s ? keys[j]! : null)));
+  return { doc, firstKey };
+}
+
+async function readLegacy(store: ObjectStore, key: string): Promise<LegacySample | null> {
+  try {
+    return await store.getJsonIfExists<LegacySample>(key);
+  } catch (err) {
+    if (isDamaged(err)) return null;
+    throw err;
+  }
+}
+
+function isDamaged(err: unknown): boolean {
+  return err instanceof SyntaxError || /checksum/i.test((err as Error).message);
+}
+
+/** How long a bucket found free of legacy samples is trusted to stay so (an older worker may still write some). */
+const LEGACY_RECHECK_MS = 60_000;
+const legacyChecks = new WeakMap<ObjectStore, { at: number; present: Promise<boolean> }>();
+
+/**
+ * Whether the bucket holds samples in the layout before requests. Looked up with one LIST and
+ * remembered (a yes for good, a no for a minute), so a bucket without them costs no extra read
+ * per request, and one with them costs one read of the run's first sample per new request.
+ */
+function legacyLayoutPresent(store: ObjectStore): Promise<boolean> {
+  const known = legacyChecks.get(store);
+  if (known && Date.now() - known.at < LEGACY_RECHECK_MS) return known.present;
+  const present = store.hasAny(`${LEGACY_SAMPLE_PREFIX}/`).then((yes) => {
+    if (yes) legacyChecks.set(store, { at: Number.POSITIVE_INFINITY, present });
+    return yes;
+  });
+  present.catch(() => legacyChecks.delete(store));
+  legacyChecks.set(store, { at: Date.now(), present });
+  return present;
 }
 
 function contiguousRuns(indices: readonly number[]): (readonly [number, number])[] {

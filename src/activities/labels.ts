@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import type { AggregationMethod, CritiqueMethod, MergedVerification, SampledVerification } from '../domain/aggregation.js';
 import { tallyVotes } from '../domain/aggregation.js';
+import { mapWithConcurrency } from '../domain/concurrency.js';
 import type { SamplingParams } from '../domain/chat.js';
 import type { Problem } from '../domain/dataset.js';
 import { parsePolicyResponse, parseVerification } from '../domain/formats.js';
@@ -67,6 +68,9 @@ function readShard(store: ObjectStore, uri: string): Promise<Problem[]> {
   }
   return p;
 }
+
+/** Problem files a part's writer reads at once. */
+const PART_READS_IN_FLIGHT = 32;
 
 /** Counts what a sampling call cost. */
 function cost(counts: LabelCounts, r: { callsMade: number; samplesReused: number; samples: { length: number } }): void {
@@ -229,8 +233,9 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     /** Joins a shard's per-problem lines into one part of the labels dataset, with its info beside it. */
     async writeLabelPart(input: { outputPrefix: string; shard: number; firstProblem: number; problems: number; counts: LabelCounts }): Promise<LabelPart> {
       return mapFailures(async () => {
-        const texts: string[] = [];
-        for (let i = 0; i < input.problems; i++) texts.push(await store.getText(labelKeys.problem(input.outputPrefix, input.firstProblem + i)));
+        // Parallel reads (in order): a shard's problems are many small objects.
+        const rows = Array.from({ length: input.problems }, (_, i) => input.firstProblem + i);
+        const texts = await mapWithConcurrency(rows, PART_READS_IN_FLIGHT, (p) => store.getText(labelKeys.problem(input.outputPrefix, p)));
         const body = texts.join('');
         const ref = await store.put(labelKeys.part(input.outputPrefix, input.shard), body, 'application/x-ndjson');
         const part: LabelPart = { shard: input.shard, ref, lines: body.split('\n').filter((l) => l !== '').length, counts: input.counts };

@@ -7,6 +7,7 @@ import OpenAI, {
 import { z } from 'zod';
 import type { ChatMessage, SamplingParams } from '../domain/chat.js';
 import type { InferenceEndpoint } from '../domain/endpoints.js';
+import { createHttpFetch } from './http-fetch.js';
 
 export type { InferenceEndpoint } from '../domain/endpoints.js';
 
@@ -90,6 +91,7 @@ export class InferenceClient {
       apiKey: apiKey ?? 'EMPTY',
       maxRetries: 0,
       timeout: endpoint.timeoutMs,
+      fetch: processFetch(),
     });
   }
 
@@ -117,6 +119,12 @@ export class InferenceClient {
     }
     return parseCompletion(response, request.n);
   }
+}
+
+let sharedFetch: typeof fetch | undefined;
+/** One transport per process, so every client shares its kept-alive connections. */
+function processFetch(): typeof fetch {
+  return (sharedFetch ??= createHttpFetch());
 }
 
 const CompletionSchema = z.object({

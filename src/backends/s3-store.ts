@@ -117,12 +117,17 @@ export class ObjectStore {
     }
   }
 
-  async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream'): Promise<ObjectRef> {
+  /**
+   * Writes an object and returns its reference. `sha256: false` skips hashing the body (the
+   * reference then has an empty sha256) for content-addressed objects whose key already names
+   * what they hold; the SDK's own checksum still guards the bytes in transit.
+   */
+  async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream', options: { sha256?: boolean } = {}): Promise<ObjectRef> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    const sha256 = sha256Hex(bytes);
+    const sha256 = options.sha256 === false ? '' : sha256Hex(bytes);
     await this.send(key, () =>
       this.s3.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, Metadata: { sha256 } }),
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, ...(sha256 ? { Metadata: { sha256 } } : {}) }),
       ),
     );
     return { uri: this.uri(key), sha256, bytes: bytes.length };
@@ -190,6 +195,12 @@ export class ObjectStore {
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
     return keys;
+  }
+
+  /** Whether any object's key starts with `prefix` (one LIST of at most one key). */
+  async hasAny(prefix: string): Promise<boolean> {
+    const out = await this.send(prefix, () => this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 })));
+    return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
   }
 
   destroy(): void {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { InferenceClient, InferenceError } from '../../src/backends/inference.js';
 import { toApplicationFailure } from '../../src/activities/failures.js';
-import { sampleWithCache } from '../../src/activities/chat-cache.js';
+import type { StoredRequest } from '../../src/activities/chat-cache.js';
+import { promptHash, requestKey, sampleWithCache } from '../../src/activities/chat-cache.js';
 import { buildGeneratorMessages } from '../../src/domain/prompts.js';
 import { generateProblems } from '../../src/domain/arith.js';
 import { startSimServer } from '../../src/sim/server.js';
@@ -93,10 +94,14 @@ describe('inference faults reach the right Temporal failure', () => {
     const failure = toApplicationFailure(err) as ApplicationFailure;
     expect(failure.type).toBe('Inference.truncated');
     expect(failure.nonRetryable).toBe(false);
-    // The retry asks only for what is missing and then succeeds.
+    // The retry asks the same request again whole, with its own seed, and then succeeds.
     const retried = await sampleWithCache(store, req);
     expect(retried.samples).toHaveLength(4);
     expect(retried.samples.every((s) => s.finishReason !== 'length')).toBe(true);
+    const [cut, whole] = sim.log.entries.filter((e) => e.status === 200).slice(-2);
+    expect(whole!.key).toBe(cut!.key);
+    expect(whole!.n).toBe(4);
+    expect(retried.samples.every((s) => s.request.seed === 901 && s.responseId === whole!.responseId)).toBe(true);
   });
 });
 
@@ -111,6 +116,20 @@ describe('sampleWithCache', () => {
     expect(second.callsMade).toBe(0);
     expect(second.samplesReused).toBe(6);
     expect(second.samples.map((s) => s.text)).toEqual(first.samples.map((s) => s.text));
+    // One object holds the request's six samples.
+    const key = requestKey(promptHash('sim-policy', messages, req.sampling), 0, 6);
+    expect(new Set(first.samples.map((s) => s.key.split('#')[0]))).toEqual(new Set([key]));
+    expect((await store.getJson<StoredRequest>(key)).samples.map((s) => s?.text)).toEqual(first.samples.map((s) => s.text));
+  });
+
+  it('identical requests in flight in one process are made once', async () => {
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
+    const req = { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 4321 }, indices: [0, 1, 2, 3] };
+    const before = sim.log.entries.length;
+    const [a, b] = await Promise.all([sampleWithCache(store, req), sampleWithCache(store, req)]);
+    expect(sim.log.entries.length - before).toBe(1);
+    expect(a.callsMade + b.callsMade).toBe(1);
+    expect(b.samples.map((s) => s.text)).toEqual(a.samples.map((s) => s.text));
   });
 
   it('without n support, asks one request per sample with distinct seeds', async () => {

@@ -14,7 +14,8 @@ import { ObjectStore } from '../../src/backends/s3-store.js';
 import { inferenceClientPool, type ActivityDeps } from '../../src/activities/deps.js';
 import { createSparkWorker } from '../../src/workers/create-worker.js';
 import { repoRoot, TEST_S3_KEYS } from './paths.js';
-import type { CachedSample } from '../../src/activities/chat-cache.js';
+import type { CachedSample, StoredRequest } from '../../src/activities/chat-cache.js';
+import { LEGACY_SAMPLE_PREFIX, REQUEST_PREFIX } from '../../src/activities/chat-cache.js';
 import type { RequestLogEntry } from '../../src/sim/requestLog.js';
 import type { RlMetricsRow } from '../../src/domain/rl.js';
 
@@ -153,17 +154,30 @@ export function readTrainerEvents(file: string): TrainerEvent[] {
 }
 
 /**
+ * How many samples of each response the store's sample cache holds: request objects (one per
+ * request) and samples of the layout before requests (one object per sample).
+ */
+export async function storedSamplesByResponse(store: ObjectStore): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const add = (responseId: string) => counts.set(responseId, (counts.get(responseId) ?? 0) + 1);
+  for (const key of await store.list(`${REQUEST_PREFIX}/`)) {
+    const doc = await store.getJson<StoredRequest>(key);
+    for (const c of doc.samples) if (c) add(c.responseId ?? doc.responseId);
+  }
+  for (const key of await store.list(`${LEGACY_SAMPLE_PREFIX}/`)) {
+    if (!key.endsWith('.json') || key.includes('.truncations.')) continue;
+    add((await store.getJson<CachedSample>(key)).responseId);
+  }
+  return counts;
+}
+
+/**
  * Requests a killed worker had finished: successful ones whose every sample is in the store's
- * chat cache. A correct restart never makes these again.
+ * sample cache. A correct restart never makes these again.
  */
 export async function finishedRequests(store: ObjectStore, successes: readonly RequestLogEntry[]): Promise<RequestLogEntry[]> {
-  const storedByResponse = new Map<string, number>();
-  for (const key of await store.list('cache/chat/')) {
-    if (!key.endsWith('.json') || key.includes('.truncations.')) continue;
-    const sample = await store.getJson<CachedSample>(key);
-    storedByResponse.set(sample.responseId, (storedByResponse.get(sample.responseId) ?? 0) + 1);
-  }
-  return successes.filter((e) => e.responseId && storedByResponse.get(e.responseId) === e.n);
+  const stored = await storedSamplesByResponse(store);
+  return successes.filter((e) => e.responseId && stored.get(e.responseId) === e.n);
 }
 
 /** Polls `check` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */

@@ -1,10 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { CachedSample } from '../../src/activities/chat-cache.js';
 import type { SolutionsDoc } from '../../src/activities/solutions.js';
 import { sampleSolutions } from '../../src/workflows/index.js';
 import { startSimServer } from '../../src/sim/server.js';
-import { connectClient, makeStore, spawnWorkerProcess, uniqueTaskQueue, until } from '../support/harness.js';
+import { connectClient, makeStore, spawnWorkerProcess, storedSamplesByResponse, uniqueTaskQueue, until } from '../support/harness.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 
 const store = makeStore();
@@ -44,9 +43,8 @@ describe('a worker killed mid-run', () => {
 
       // What the dead worker managed to store: these calls must never be made again.
       const storedBeforeRestart = new Set<string>();
-      for (const key of await store.list('cache/chat/')) {
-        const sample = await store.getJson<CachedSample>(key);
-        if (sim.log.entries.some((e) => e.responseId === sample.responseId)) storedBeforeRestart.add(sample.responseId);
+      for (const responseId of (await storedSamplesByResponse(store)).keys()) {
+        if (sim.log.entries.some((e) => e.responseId === responseId)) storedBeforeRestart.add(responseId);
       }
       expect(storedBeforeRestart.size).toBeGreaterThan(0);
 
