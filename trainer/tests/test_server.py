@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BUCKET, FakeInference, Trainer, error_of, put_batch
 from fake_engine import FakeEngine
+from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
 
 from spark_trainer.protocol import CheckpointMarker
 from spark_trainer.s3 import ObjectStore

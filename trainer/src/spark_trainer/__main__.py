@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,6 +111,19 @@ def serve(args: argparse.Namespace) -> None:
         runtime.shutdown()
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        # uvicorn re-raises SIGTERM after its shutdown, which would end the process before rank 0
+        # tells the other ranks to stop; the signals are handled in _serve_http instead.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
+
+
 async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[str, Path]) -> None:
     import uvicorn
 
@@ -127,7 +143,17 @@ async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[s
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     config = uvicorn.Config(create_app(sessions), log_level="warning", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        # The first signal lets running requests finish; a second one does not wait.
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
     port = sock.getsockname()[1]
     ready = {
         "event": "trainer-ready",
