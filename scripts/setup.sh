@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs, idempotent and quiet when already done:
-# npm dependencies (from package-lock.json), the Temporal CLI + tctl, versitygw, and Chromium
-# (only for the run report's screenshot test).
+# npm dependencies (from package-lock.json), the Temporal CLI + tctl, versitygw, the trainer's
+# Python environment (trainer/install.sh: uv, PyTorch), and Chromium (only for the run report's
+# screenshot test).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,6 +16,8 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 bash temporal/install.sh
 bash infra/local-s3/install.sh
+# The reference trainer's Python environment (trainer/.venv, from trainer/uv.lock).
+bash trainer/install.sh
 # Headless Chromium renders the run report in a test; without it everything else still works.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "[setup] installing chromium (apt-get)" >&2
