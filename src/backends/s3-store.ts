@@ -12,6 +12,8 @@ import {
 import { z } from 'zod';
 import type { ObjectRef } from '../domain/refs.js';
 import { parseS3Uri } from '../domain/refs.js';
+import type { S3Answer } from './s3-signed-http.js';
+import { s3ErrorCode, SignedS3Http } from './s3-signed-http.js';
 
 /**
  * Where objects live. Read from the environment so AWS S3, MinIO, Ceph or the local
@@ -67,9 +69,14 @@ export function sha256Hex(data: string | Uint8Array): string {
 export class ObjectStore {
   readonly bucket: string;
   private readonly s3: S3Client;
+  /** Object GET/HEAD/PUT without the SDK's per-request cost, where credentials are given (else the SDK's default chain). */
+  private readonly signed: SignedS3Http | null;
 
   constructor(readonly config: S3Config) {
     this.bucket = config.bucket;
+    this.signed = config.accessKeyId && config.secretAccessKey
+      ? new SignedS3Http({ ...config, accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey })
+      : null;
     this.s3 = new S3Client({
       endpoint: config.endpoint,
       region: config.region,
@@ -118,12 +125,19 @@ export class ObjectStore {
   }
 
   /**
-   * Writes an object and returns its reference. `sha256: false` skips hashing the body (the
-   * reference then has an empty sha256) for content-addressed objects whose key already names
-   * what they hold; the SDK's own checksum still guards the bytes in transit.
+   * Writes an object and returns its reference. The body is hashed once: the hash is the
+   * reference's `sha256`, the object's `sha256` metadata and (on the signed path) the payload
+   * hash S3 checks the bytes against. `sha256: false` skips it on the SDK path (the reference
+   * then has an empty sha256), for content-addressed objects whose key already names them.
    */
   async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream', options: { sha256?: boolean } = {}): Promise<ObjectRef> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    if (this.signed) {
+      const sha256 = sha256Hex(bytes);
+      const answer = await this.signed.put(key, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), sha256, { 'content-type': contentType, 'x-amz-meta-sha256': sha256 });
+      if (answer.status !== 200) throw answerError('PUT', answer, this.uri(key));
+      return { uri: this.uri(key), sha256, bytes: bytes.length };
+    }
     const sha256 = options.sha256 === false ? '' : sha256Hex(bytes);
     await this.send(key, () =>
       this.s3.send(
@@ -150,6 +164,13 @@ export class ObjectStore {
 
   /** Size and recorded hash of an object, or null if absent. */
   async head(key: string): Promise<ObjectRef | null> {
+    if (this.signed) {
+      const answer = await this.signed.head(key);
+      if (answer.status === 404) return null;
+      if (answer.status !== 200) throw answerError('HEAD', answer, this.uri(key));
+      const sha256 = answer.headers['x-amz-meta-sha256'];
+      return { uri: this.uri(key), sha256: typeof sha256 === 'string' ? sha256 : '', bytes: Number(answer.headers['content-length'] ?? 0) };
+    }
     try {
       const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { uri: this.uri(key), sha256: out.Metadata?.sha256 ?? '', bytes: out.ContentLength ?? 0 };
@@ -160,10 +181,33 @@ export class ObjectStore {
   }
 
   async getBytes(uriOrKey: string): Promise<Uint8Array> {
+    const bytes = await this.getBytesIfExists(uriOrKey);
+    if (!bytes) throw new ObjectNotFoundError(this.uri(this.keyOf(uriOrKey)));
+    return bytes;
+  }
+
+  /** The object's bytes, or null when there is none (no exception on the miss: the sample store misses often). */
+  async getBytesIfExists(uriOrKey: string): Promise<Uint8Array | null> {
     const key = this.keyOf(uriOrKey);
-    const out = await this.send(key, () => this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
-    if (!out.Body) throw new ObjectNotFoundError(this.uri(key));
-    return out.Body.transformToByteArray();
+    if (this.signed) {
+      const answer = await this.signed.get(key);
+      if (answer.status === 404) return null;
+      if (answer.status !== 200) throw answerError('GET', answer, this.uri(key));
+      // Objects written here carry their hash: a damaged read is an error, not data.
+      const sha256 = answer.headers['x-amz-meta-sha256'];
+      if (typeof sha256 === 'string' && sha256 !== '' && sha256Hex(answer.body) !== sha256) {
+        throw new Error(`checksum mismatch reading ${this.uri(key)}: the bytes do not hash to the recorded sha256`);
+      }
+      return answer.body;
+    }
+    try {
+      const out = await this.send(key, () => this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
+      if (!out.Body) return null;
+      return await out.Body.transformToByteArray();
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return null;
+      throw err;
+    }
   }
 
   async getText(uriOrKey: string): Promise<string> {
@@ -176,12 +220,8 @@ export class ObjectStore {
 
   /** Reads a JSON object if present; null if absent. */
   async getJsonIfExists<T = unknown>(uriOrKey: string): Promise<T | null> {
-    try {
-      return await this.getJson<T>(uriOrKey);
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return null;
-      throw err;
-    }
+    const bytes = await this.getBytesIfExists(uriOrKey);
+    return bytes ? (JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T) : null;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -205,6 +245,7 @@ export class ObjectStore {
 
   destroy(): void {
     this.s3.destroy();
+    this.signed?.destroy();
   }
 
   private async send<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -214,6 +255,14 @@ export class ObjectStore {
       throw mapS3Error(err, this.uri(key));
     }
   }
+}
+
+/** An S3 answer that is not success, as the errors the SDK path throws. */
+function answerError(method: string, answer: S3Answer, uri: string): Error {
+  const code = s3ErrorCode(answer.body);
+  if (answer.status === 404) return new ObjectNotFoundError(uri);
+  if (answer.status === 401 || answer.status === 403) return new ObjectAccessError(`access to ${uri} denied (${code ?? answer.status}): check the S3 credentials`);
+  return new Error(`S3 ${method} ${uri} answered ${answer.status}${code ? ` (${code})` : ''}`);
 }
 
 function isNotFound(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { ObjectNotFoundError, sha256Hex } from '../../src/backends/s3-store.js';
+import { ObjectAccessError, ObjectNotFoundError, ObjectStore, sha256Hex } from '../../src/backends/s3-store.js';
 import { makeStore } from '../support/harness.js';
 
 const store = makeStore();
@@ -35,6 +35,24 @@ describe('ObjectStore on a real S3 server (versitygw)', () => {
     const prefix = `test/list-${randomUUID()}/`;
     await Promise.all(Array.from({ length: 5 }, (_, i) => store.put(`${prefix}${i}`, String(i))));
     expect((await store.list(prefix)).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `${prefix}${i}`));
+  });
+
+  it('signs keys with spaces, plus signs, brackets and non-ASCII characters, and reads them back', async () => {
+    const key = `test/${randomUUID()}/a b+c(1)*é 試.txt`;
+    const ref = await store.put(key, 'odd key');
+    expect(await store.getText(ref.uri)).toBe('odd key');
+    expect(await store.list(key)).toEqual([key]);
+    expect((await store.head(key))?.bytes).toBe(7);
+  });
+
+  it('wrong credentials are an ObjectAccessError, not a missing object', async () => {
+    const wrong = new ObjectStore({ ...store.config, secretAccessKey: 'not-the-secret' });
+    try {
+      await expect(wrong.getJsonIfExists(`test/${randomUUID()}.json`)).rejects.toThrow(ObjectAccessError);
+      await expect(wrong.put(`test/${randomUUID()}.json`, '{}')).rejects.toThrow(/denied/);
+    } finally {
+      wrong.destroy();
+    }
   });
 
   it('refuses URIs of another bucket instead of silently reading the wrong place', () => {
