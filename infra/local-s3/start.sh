@@ -14,7 +14,9 @@ mkdir -p "$data/s3/data" "$data/s3/meta" "$data/logs" "$data/run"
 
 up() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ; }
 if ! up; then
-  nohup "$bin" --port "127.0.0.1:$port" posix --sidecar "$data/s3/meta" "$data/s3/data" >>"$data/logs/s3.log" 2>&1 &
+  # --keep-alive: versitygw closes every connection after one request otherwise, and a
+  # connection per object is most of a busy worker's S3 cost.
+  nohup "$bin" --port "127.0.0.1:$port" --keep-alive posix --sidecar "$data/s3/meta" "$data/s3/data" >>"$data/logs/s3.log" 2>&1 &
   echo $! > "$data/run/s3.pid"
   for _ in $(seq 1 60); do up && break; sleep 0.25; done
   up || { echo "[local-s3/start] versitygw did not start; see $data/logs/s3.log" >&2; exit 1; }
