@@ -59,7 +59,7 @@ def broadcast_command(ctx: DistContext, command: Any = None) -> Any:
 def all_reduce(ctx: DistContext, values: list[float], op: str = "sum") -> list[float]:
     """Element-wise sum (or max) over ranks, in fp64 so token counts stay exact."""
     if ctx.world == 1:
-        return list(values)
+        return [float(v) for v in values]
     tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
     return tensor.tolist()

@@ -278,6 +278,9 @@ class Engine:
                 # save_embedding_layers=False: "auto" would look the base model up on a hub.
                 model.save_pretrained(directory, state_dict=weights, save_embedding_layers=False)  # type: ignore[operator]
             else:
+                if getattr(model.config, "tie_word_embeddings", False):
+                    # gathered shards no longer share storage: drop the tied copy, as one rank does
+                    weights.pop("lm_head.weight", None)
                 model.save_pretrained(directory, state_dict=weights, safe_serialization=True)  # type: ignore[operator]
             if self.lora:
                 (directory / "README.md").unlink(missing_ok=True)  # peft's model card: not ours
