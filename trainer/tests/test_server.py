@@ -18,7 +18,7 @@ from fake_engine import FakeEngine
 from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
 
 from spark_trainer.protocol import CheckpointMarker
-from spark_trainer.s3 import ObjectStore
+from spark_trainer.s3 import AlreadyExists, ObjectStore
 
 CONFIG: dict[str, Any] = {
     "baseModel": "tiny",
@@ -278,6 +278,15 @@ def test_save_is_idempotent_by_uri(trainer: Trainer, store: ObjectStore, prefix:
     wrong_step = save(trainer, f"s3://{BUCKET}/{prefix}/ck/b", step=5)
     assert wrong_step.status_code == 409
     assert error_of(wrong_step)["details"] == {"expectedStep": 0, "receivedStep": 5}
+
+
+def test_the_store_puts_if_absent(store: ObjectStore, prefix: str) -> None:
+    # The marker's put-if-absent (If-None-Match: *) is what keeps a committed checkpoint unmodified.
+    uri = f"s3://{BUCKET}/{prefix}/COMMITTED"
+    store.put(uri, b"first", if_absent=True)
+    with pytest.raises(AlreadyExists):
+        store.put(uri, b"second", if_absent=True)
+    assert store.get_bytes(uri) == b"first"
 
 
 def test_a_save_killed_before_committed_leaves_no_checkpoint_and_a_retry_commits(
