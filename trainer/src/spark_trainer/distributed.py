@@ -13,11 +13,14 @@ import hashlib
 import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+COMMAND_TIMEOUT = timedelta(days=365)
 
 
 @dataclass
@@ -43,7 +46,8 @@ def init_distributed(device: torch.device) -> DistContext:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    commands = dist.new_group(backend="gloo")
+    # Ranks > 0 wait on the command group for as long as the server sits idle.
+    commands = dist.new_group(backend="gloo", timeout=COMMAND_TIMEOUT)
     return DistContext(rank=dist.get_rank(), world=dist.get_world_size(), device=device, commands=commands)
 
 
