@@ -61,6 +61,8 @@ def s3_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Config]:
             _versitygw(),
             "--port",
             f"127.0.0.1:{port}",
+            # Without it versitygw closes every connection after one request.
+            "--keep-alive",
             "posix",
             "--sidecar",
             str(root / "meta"),

@@ -9,13 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
+import uvicorn
+from harness import BUCKET, Trainer, error_of, free_port, put_batch
 
 from spark_trainer.protocol import CheckpointMarker
 from spark_trainer.s3 import ObjectStore, S3Config
@@ -57,6 +60,24 @@ def lines_for(step: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def model_server(tiny_model_dir: Path) -> Iterator[str]:
+    """The development model server on the tiny model, as the trainer publishes to it."""
+    from spark_trainer.model_server import create_model_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_model_app({"tiny": tiny_model_dir}, "cpu"), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
 def real_trainer(store: ObjectStore, tiny_model_dir: Path, tmp_path: Path) -> Iterator[Trainer]:
     from spark_trainer.runtime import Runtime
 
@@ -86,7 +107,7 @@ def adapter_sha256(store: ObjectStore, uri: str) -> str:
 
 
 def test_a_restart_mid_run_ends_with_the_weights_of_a_run_without_one(
-    real_trainer: Trainer, store: ObjectStore, prefix: str, inference: FakeInference
+    real_trainer: Trainer, store: ObjectStore, prefix: str, model_server: str
 ) -> None:
     t = real_trainer
     create = {"protocolVersion": 1, **CONFIG}
@@ -123,8 +144,8 @@ def test_a_restart_mid_run_ends_with_the_weights_of_a_run_without_one(
     t.post("/v1/sessions/resumed/checkpoints", {"protocolVersion": 1, "uri": resumed_uri, "step": 3})
     assert adapter_sha256(store, resumed_uri) == adapter_sha256(store, final_uri)
 
-    # The published adapter is in the PEFT layout an inference server loads.
-    body = {"protocolVersion": 1, "inferenceBaseURL": inference.base_url, "modelName": "policy-step-000003"}
+    # The published adapter is in the PEFT layout an inference server loads, and serves.
+    body = {"protocolVersion": 1, "inferenceBaseURL": model_server, "modelName": "policy-step-000003"}
     published = t.post("/v1/sessions/resumed/publish", body)
     assert published.status_code == 200, published.text
     folder = Path(published.json()["loraPath"])
@@ -133,7 +154,12 @@ def test_a_restart_mid_run_ends_with_the_weights_of_a_run_without_one(
     assert hashlib.sha256((folder / "adapter_model.safetensors").read_bytes()).hexdigest() == adapter_sha256(
         store, resumed_uri
     )
-    assert inference.loaded == {"policy-step-000003": str(folder)}
+    chat = {"model": "policy-step-000003", "messages": PROMPT, "max_tokens": 4, "temperature": 0}
+    completion = httpx.post(f"{model_server}/chat/completions", json=chat, timeout=60)
+    assert completion.status_code == 200, completion.text
+    assert completion.json()["model"] == "policy-step-000003"
+    # Publishing the name again (a retried publish) unloads and loads it again.
+    assert t.post("/v1/sessions/resumed/publish", body).json() == published.json()
 
 
 def test_the_cli_serves_the_protocol(s3_config: S3Config, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
   serve --port P --model NAME=DIR [--model NAME=DIR ...] [--publish-dir D] [--host H]
       the trainer server (trainer protocol v1); S3 from SPARK_S3_* and AWS_* as the workers read them
-  serve-model --port P --model NAME=DIR [--model ...]
+  serve-model --port P --model NAME=DIR [--model ...] [--host H]
       the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
   make-tiny-model DIR [--seed S]
       a deterministic tiny model with a locally trained tokenizer, for tests
@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
     model = commands.add_parser("serve-model", help="the development model server (not for production)")
     model.add_argument("--port", type=int, required=True)
+    model.add_argument("--host", default="127.0.0.1")
     model.add_argument("--model", type=_model, action="append", required=True, metavar="NAME=DIR")
+    model.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
 
     tiny = commands.add_parser("make-tiny-model", help="a deterministic tiny model for tests")
     tiny.add_argument("directory", type=Path)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "serve-model":
         from .model_server import serve_model
 
-        serve_model(args.port, _models(args.model))
+        serve_model(args.port, _models(args.model), host=args.host, device=args.device)
     else:
         from .tiny_model import make_tiny_model
 
