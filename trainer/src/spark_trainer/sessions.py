@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,7 @@ from .protocol import (
 from .s3 import ObjectNotFound, ObjectStore
 
 T = TypeVar("T")
+log = logging.getLogger("spark_trainer.sessions")
 
 
 class Engine(Protocol):
@@ -162,6 +165,7 @@ class Sessions:
             )
 
     async def _fail(self, session: Session, message: str) -> None:
+        log.error("session %s failed: %s", session.id, message)
         session.status = "failed"
         session.status_message = message
         try:
@@ -209,6 +213,9 @@ class Sessions:
                 del self._sessions[session_id]
                 raise
             session.status = "ready"
+        log.info(
+            "session %s: created on %s (resumed from %s)", session_id, config.baseModel, config.resumeFrom
+        )
         return session.state(), True
 
     async def _load(self, session: Session) -> None:
@@ -263,6 +270,7 @@ class Sessions:
                     "conflict", f"step {request.step} was applied before this session's step log begins"
                 )
             session.status = "busy"
+            started = time.monotonic()
             try:
                 examples = await asyncio.to_thread(self._read_batch, request)
                 try:
@@ -289,6 +297,10 @@ class Sessions:
                     session.status = "ready"
             session.log.append(
                 AppliedStep(step=request.step, batchSha256=request.batch.sha256, metrics=metrics)
+            )
+            seconds = time.monotonic() - started
+            log.info(
+                "session %s: step %d in %.2fs, loss %.4g", session.id, request.step, seconds, metrics["loss"]
             )
             return TrainStepResponse(
                 protocolVersion=PROTOCOL_VERSION, step=request.step, applied=True, metrics=metrics
@@ -340,6 +352,13 @@ class Sessions:
             finally:
                 session.status = "ready"
             session.last_checkpoint = checkpoints.info(request.uri, last)
+            log.info(
+                "session %s: checkpoint of step %s at %s (created: %s)",
+                session.id,
+                last,
+                request.uri,
+                created,
+            )
             return SaveCheckpointResponse(
                 protocolVersion=PROTOCOL_VERSION,
                 uri=request.uri,
@@ -419,6 +438,7 @@ class Sessions:
                 )
             finally:
                 session.status = "ready"
+            log.info("session %s: published %s as %s from %s", session.id, uri, request.modelName, folder)
             return PublishResponse(
                 protocolVersion=PROTOCOL_VERSION,
                 modelName=request.modelName,
