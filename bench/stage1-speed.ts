@@ -12,7 +12,7 @@
  * The load server (`bench/load-server.ts`) has a fixed latency and a fixed number of slots and
  * makes its answers for next to nothing. Each driver runs in its own process; CPU seconds and
  * peak RSS are that process's (for (a), summed over worker processes and the largest one),
- * and the local stack's CPU (Temporal dev server + versitygw) is shown beside them.
+ * and the local stack's CPU (the Temporal dev server, versitygw) and the load server's are shown beside them.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     'latency-ms': { type: 'string', default: '50' },
     slots: { type: 'string', default: '64' },
     workers: { type: 'string', default: '1,2' },
+    /** Overrides of `shards` (size, concurrency, problemsInFlight) as JSON; default the workflow's defaults. */
+    shards: { type: 'string' },
     /** Write V8 CPU profiles of the drivers (plain driver, worker processes) into this folder. */
     profile: { type: 'string' },
   },
@@ -63,7 +65,8 @@ interface Row {
   sampleObjects?: number;
   cpuS?: number;
   peakRssMiB?: number;
-  stackCpuS?: number;
+  temporalCpuS?: number;
+  s3CpuS?: number;
   serverCpuS?: number;
   historyEvents?: { max: number; mean: number };
 }
@@ -95,18 +98,14 @@ function peakRssMiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-/** The local stack's Temporal dev server and versitygw, by the pid files `stackUp` writes. */
-function stackPids(): number[] {
-  const { dataDir } = localStackSettings();
-  return ['temporal', 's3'].flatMap((name) => {
-    try {
-      return [Number(readFileSync(join(dataDir, 'run', `${name}.pid`), 'utf8'))];
-    } catch {
-      return [];
-    }
-  });
+/** CPU seconds of a local-stack process (`temporal`, `s3`) by the pid file `stackUp` writes; 0 when unknown. */
+function stackCpu(name: 'temporal' | 's3'): number {
+  try {
+    return cpuSeconds(Number(readFileSync(join(localStackSettings().dataDir, 'run', `${name}.pid`), 'utf8')));
+  } catch {
+    return 0;
+  }
 }
-const stackCpu = () => stackPids().reduce((s, pid) => s + cpuSeconds(pid), 0);
 
 async function serverStats(url: string): Promise<{ requests: number; samples: number; peak: number; cpuSeconds: number }> {
   return (await fetch(url.replace(/\/v1$/, '/stats'))).json() as never;
@@ -177,7 +176,9 @@ try {
     const workers = await Promise.all(Array.from({ length: count }, () => spawnEntry('src/workers/main.ts', [], env, '"worker-ready"', true)));
     const pids = workers.map((w) => w.child.pid!);
     const cpuBefore = pids.map(cpuSeconds);
-    const stackBefore = stackCpu();
+    const temporalBefore = stackCpu('temporal');
+    const s3Before = stackCpu('s3');
+    await fetch(baseURL.replace(/\/v1$/, '/reset'), { method: 'POST' });
     before = await serverStats(baseURL);
     const runName = `bench-stage1-${runId}-w${count}`;
     const workflowId = `spark/${runName}/synthesize-labels`;
@@ -194,12 +195,14 @@ try {
         solutionsPerProblem: M,
         verificationsPerSolution: K,
         seed: runId,
+        ...(args.shards ? { shards: JSON.parse(args.shards) as never } : {}),
       }],
     });
     const wallS = (Date.now() - started) / 1000;
     after = await serverStats(baseURL);
     const cpuS = pids.reduce((s, pid, i) => s + cpuSeconds(pid) - cpuBefore[i]!, 0);
-    const stackCpuS = stackCpu() - stackBefore;
+    const temporalCpuS = stackCpu('temporal') - temporalBefore;
+    const s3CpuS = stackCpu('s3') - s3Before;
     const peak = Math.max(...pids.map(peakRssMiB));
     const shards = Math.ceil(N / 100);
     const events: number[] = [];
@@ -213,10 +216,12 @@ try {
       ...contents,
       cpuS,
       peakRssMiB: peak,
-      stackCpuS,
+      temporalCpuS,
+      s3CpuS,
       serverCpuS: after.cpuSeconds - before.cpuSeconds,
       historyEvents: { max: Math.max(...events), mean: events.reduce((x, y) => x + y, 0) / events.length },
     });
+    log(`(a) ${count} worker(s): ${wallS.toFixed(1)} s, server peak concurrency ${after.peak}`);
     if (result.counts.callsMade !== after.requests - before.requests) log(`note: the run counted ${result.counts.callsMade} calls, the server ${after.requests - before.requests}`);
     await Promise.all(workers.map((w) => new Promise((resolve) => {
       w.child.once('exit', resolve);
@@ -234,7 +239,7 @@ const plainRow = rows.find((r) => r.name.startsWith('(b)'))!;
 const capacityRow = rows.find((r) => r.name.startsWith('(c)'))!;
 const perK = (v: number | undefined) => (v === undefined ? '' : (v * 1000) / N);
 const fmt = (v: number | string | undefined, digits = 0) => (v === undefined || v === '' ? '–' : typeof v === 'string' ? v : v.toFixed(digits));
-const header = ['run', 'wall s', 'requests/s', 'samples/s', '÷ (b)', '÷ (c)', 'S3 objects /1k problems', 'S3 MiB /1k problems', 'sample objects /request', 'driver CPU s', 'driver peak RSS MiB', 'stack CPU s', 'server CPU s', 'history events /shard (max)'];
+const header = ['run', 'wall s', 'requests/s', 'samples/s', '÷ (b)', '÷ (c)', 'S3 objects /1k problems', 'S3 MiB /1k problems', 'sample objects /request', 'driver CPU s', 'driver peak RSS MiB', 'Temporal CPU s', 'S3 CPU s', 'load server CPU s', 'history events /shard (max)'];
 const table = rows.map((r) => [
   r.name,
   fmt(r.wallS, 1),
@@ -247,7 +252,8 @@ const table = rows.map((r) => [
   fmt(r.sampleObjects === undefined || r.requests === 0 ? undefined : r.sampleObjects / r.requests, 2),
   fmt(r.cpuS, 1),
   fmt(r.peakRssMiB, 0),
-  fmt(r.stackCpuS, 1),
+  fmt(r.temporalCpuS, 1),
+  fmt(r.s3CpuS, 1),
   fmt(r.serverCpuS, 1),
   r.historyEvents ? `${r.historyEvents.max}` : '–',
 ]);

@@ -22,7 +22,7 @@ import type { ActivityDeps, ChatClient } from './deps.js';
 import { sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import { DatasetError, mapFailures } from './failures.js';
-import { withHeartbeat } from './heartbeat.js';
+import { activityCancellation, withHeartbeat } from './heartbeat.js';
 
 /** What `prepareLabelInput` found in the dataset and where it put the shards. */
 export interface PreparedLabelInput {
@@ -37,6 +37,8 @@ export const labelKeys = {
   config: (prefix: string) => joinKey(prefix, 'config.json'),
   shardInput: (prefix: string, shard: number) => joinKey(prefix, 'input', `shard-${shardName(shard)}.jsonl`),
   problem: (prefix: string, problemIndex: number) => joinKey(prefix, 'problems', `${String(problemIndex).padStart(8, '0')}.jsonl`),
+  /** The lines of problems [first, first + count), labelled by one `labelProblems` activity. */
+  problems: (prefix: string, first: number, count: number) => joinKey(prefix, 'problems', `${String(first).padStart(8, '0')}-${count}.jsonl`),
   part: (prefix: string, shard: number) => joinKey(prefix, 'parts', `part-${shardName(shard)}.jsonl`),
   partInfo: (prefix: string, shard: number) => joinKey(prefix, 'parts', `part-${shardName(shard)}.info.json`),
   manifest: (prefix: string) => joinKey(prefix, 'manifest.json'),
@@ -73,7 +75,8 @@ function readShard(store: ObjectStore, uri: string): Promise<Problem[]> {
 const PART_READS_IN_FLIGHT = 32;
 
 /** Counts what a sampling call cost. */
-function cost(counts: LabelCounts, r: { callsMade: number; samplesReused: number; samples: { length: number } }): void {
+function cost(counts: LabelCounts, r: { callsMade: number; samplesReused: number; samples: { length: number } }, progress: { calls: number }): void {
+  progress.calls += r.callsMade;
   counts.callsMade += r.callsMade;
   counts.samplesReused += r.samplesReused;
   counts.samplesDrawn += r.samples.length - r.samplesReused;
@@ -89,6 +92,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     stepCount: number,
     counts: LabelCounts,
     signal: AbortSignal,
+    progress: { calls: number },
   ): Promise<{ drawn: SampledVerification[]; stop: Exclude<DrawDecision, { done: false }>['reason'] }> {
     const drawn: SampledVerification[] = [];
     const policy = {
@@ -102,9 +106,91 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
       const decision = nextDraw(drawn, stepCount, policy);
       if (decision.done) return { drawn, stop: decision.reason };
       const r = await sampleWithRetry(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal });
-      cost(counts, r);
+      cost(counts, r, progress);
       for (const s of r.samples) drawn.push({ sampleIndex: s.index, text: s.text, parsed: parseVerification(s.text) });
     }
+  }
+
+  /**
+   * One problem end to end: M solutions, K verifications each (with parse retries and the
+   * adaptive stop), the meta-critique calls the chosen methods need, and the labels of every
+   * method. Every model output is stored content-addressed as it arrives.
+   */
+  async function labelOne(
+    config: SynthesizeLabelsConfig,
+    problem: Problem,
+    problemIndex: number,
+    progress: { phase: string; solutionsDone: number; calls: number },
+    signal: AbortSignal,
+  ): Promise<{ lines: LabelLine[]; counts: LabelCounts }> {
+    const counts: LabelCounts = { ...ZERO_COUNTS, problems: 1 };
+    const generator = inference(config.generator.endpoint, { maxInFlight: config.generator.maxInFlight });
+    const verifier = inference(config.verifier.endpoint, { maxInFlight: config.verifier.maxInFlight });
+    const criticRole = config.critic ?? { ...config.verifier, sampling: { ...config.verifier.sampling, temperature: 0 } };
+    const critic = inference(criticRole.endpoint, { maxInFlight: criticRole.maxInFlight });
+    const criticSampling: SamplingParams = { ...criticRole.sampling, seed: config.seed };
+
+    const gen = await sampleWithRetry(store, {
+      client: generator,
+      model: config.generator.model,
+      messages: buildGeneratorMessages(problem.question),
+      sampling: { ...config.generator.sampling, seed: config.seed },
+      indices: Array.from({ length: config.solutionsPerProblem }, (_, i) => i),
+      signal,
+    });
+    cost(counts, gen, progress);
+    progress.phase = 'verifying';
+    const voteMethods = voteMethodsFor(config.methods);
+    const critiqueMethods = config.methods.filter(isCritiqueMethod);
+
+    const lines = await Promise.all(gen.samples.map(async (sample): Promise<LabelLine> => {
+      const parsed = parsePolicyResponse(sample.text);
+      const view = { question: problem.question, steps: parsed.steps, answer: parsed.answerBlock, trailing: parsed.trailing };
+      const verifierMessages = buildVerifierMessages({ ...view, referenceAnswer: config.referenceGuided ? problem.reference : null });
+      const { drawn, stop } = await verifySolution(verifier, config, verifierMessages, parsed.steps.length, counts, signal, progress);
+      const votes = voteLabels(voteMethods, drawn, parsed.steps.length, config.aggregation);
+
+      const merged: Partial<Record<CritiqueMethod, MergedVerification | null>> = {};
+      await Promise.all(critiqueMethods.map(async (m) => {
+        const subject = critiqueSubject(votes[CRITIQUE_BASE[m]]);
+        if (subject === null) return;
+        const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal };
+        const critique = await sampleWithRetry(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
+        cost(counts, critique, progress);
+        const merge = await sampleWithRetry(store, {
+          ...one,
+          messages: buildMergeMessages({ ...view, verification: subject, critique: critique.samples[0]!.text }),
+        });
+        cost(counts, merge, progress);
+        const text = merge.samples[0]!.text;
+        merged[m] = { text, parsed: parseVerification(text) };
+      }));
+
+      const labels = methodLabels(config.methods, votes, merged, config.aggregation.consistency);
+      const valid = drawn.filter((v) => v.parsed.ok).length;
+      counts.solutions += 1;
+      counts.verificationsValid += valid;
+      counts.parseFailures += drawn.length - valid;
+      if (stop === 'decided' || stop === 'confident') counts.stoppedEarly += 1;
+      if (Object.values(labels).some((l) => !l.ok)) counts.unlabelled += 1;
+      progress.solutionsDone += 1;
+      const tally = tallyVotes(drawn, parsed.steps.length);
+      return {
+        problemIndex,
+        problemId: problem.id,
+        question: problem.question,
+        ...(problem.reference !== undefined ? { reference: problem.reference } : {}),
+        solutionIndex: sample.index,
+        steps: parsed.steps,
+        answer: parsed.answerBlock,
+        verifications: { requested: config.verificationsPerSolution, drawn: drawn.length, valid, invalid: drawn.length - valid, stop },
+        votes: { steps: tally.steps, outcome: tally.outcome },
+        labels: Object.fromEntries(
+          Object.entries(labels).map(([m, l]) => [m, storedLabels(l)]),
+        ) as LabelLine['labels'],
+      };
+    }));
+    return { lines, counts };
   }
 
   return {
@@ -146,96 +232,71 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
       problemIndex: number;
     }): Promise<ProblemLabelSummary> {
       return mapFailures(async () => {
-        const { config } = input;
         const signal = Context.current().cancellationSignal;
         // Every model call of the problem listens to this one signal.
         setMaxListeners(1000, signal);
         const problems = await readShard(store, labelKeys.shardInput(input.outputPrefix, input.shard));
         const problem = problems[input.row];
         if (!problem) throw new DatasetError(`shard ${input.shard} has no row ${input.row}`);
-        const counts: LabelCounts = { ...ZERO_COUNTS, problems: 1 };
-        let phase = 'generating';
-        let solutionsDone = 0;
-        const lines = await withHeartbeat(async () => {
-          const generator = inference(config.generator.endpoint, { maxInFlight: config.generator.maxInFlight });
-          const verifier = inference(config.verifier.endpoint, { maxInFlight: config.verifier.maxInFlight });
-          const criticRole = config.critic ?? { ...config.verifier, sampling: { ...config.verifier.sampling, temperature: 0 } };
-          const critic = inference(criticRole.endpoint, { maxInFlight: criticRole.maxInFlight });
-          const criticSampling: SamplingParams = { ...criticRole.sampling, seed: config.seed };
-
-          const gen = await sampleWithRetry(store, {
-            client: generator,
-            model: config.generator.model,
-            messages: buildGeneratorMessages(problem.question),
-            sampling: { ...config.generator.sampling, seed: config.seed },
-            indices: Array.from({ length: config.solutionsPerProblem }, (_, i) => i),
-            signal,
-          });
-          cost(counts, gen);
-          phase = 'verifying';
-          const voteMethods = voteMethodsFor(config.methods);
-          const critiqueMethods = config.methods.filter(isCritiqueMethod);
-
-          return Promise.all(gen.samples.map(async (sample): Promise<LabelLine> => {
-            const parsed = parsePolicyResponse(sample.text);
-            const view = { question: problem.question, steps: parsed.steps, answer: parsed.answerBlock, trailing: parsed.trailing };
-            const verifierMessages = buildVerifierMessages({ ...view, referenceAnswer: config.referenceGuided ? problem.reference : null });
-            const { drawn, stop } = await verifySolution(verifier, config, verifierMessages, parsed.steps.length, counts, signal);
-            const votes = voteLabels(voteMethods, drawn, parsed.steps.length, config.aggregation);
-
-            const merged: Partial<Record<CritiqueMethod, MergedVerification | null>> = {};
-            await Promise.all(critiqueMethods.map(async (m) => {
-              const subject = critiqueSubject(votes[CRITIQUE_BASE[m]]);
-              if (subject === null) return;
-              const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal };
-              const critique = await sampleWithRetry(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
-              cost(counts, critique);
-              const merge = await sampleWithRetry(store, {
-                ...one,
-                messages: buildMergeMessages({ ...view, verification: subject, critique: critique.samples[0]!.text }),
-              });
-              cost(counts, merge);
-              const text = merge.samples[0]!.text;
-              merged[m] = { text, parsed: parseVerification(text) };
-            }));
-
-            const labels = methodLabels(config.methods, votes, merged, config.aggregation.consistency);
-            const valid = drawn.filter((v) => v.parsed.ok).length;
-            counts.solutions += 1;
-            counts.verificationsValid += valid;
-            counts.parseFailures += drawn.length - valid;
-            if (stop === 'decided' || stop === 'confident') counts.stoppedEarly += 1;
-            if (Object.values(labels).some((l) => !l.ok)) counts.unlabelled += 1;
-            solutionsDone += 1;
-            const tally = tallyVotes(drawn, parsed.steps.length);
-            return {
-              problemIndex: input.problemIndex,
-              problemId: problem.id,
-              question: problem.question,
-              ...(problem.reference !== undefined ? { reference: problem.reference } : {}),
-              solutionIndex: sample.index,
-              steps: parsed.steps,
-              answer: parsed.answerBlock,
-              verifications: { requested: config.verificationsPerSolution, drawn: drawn.length, valid, invalid: drawn.length - valid, stop },
-              votes: { steps: tally.steps, outcome: tally.outcome },
-              labels: Object.fromEntries(
-                Object.entries(labels).map(([m, l]) => [m, storedLabels(l)]),
-              ) as LabelLine['labels'],
-            };
-          }));
-        }, () => ({ phase, solutionsDone, calls: counts.callsMade }));
-
+        const progress = { phase: 'generating', solutionsDone: 0, calls: 0 };
+        const { lines, counts } = await withHeartbeat(
+          () => labelOne(input.config, problem, input.problemIndex, progress, signal),
+          () => progress,
+        );
         await store.put(labelKeys.problem(input.outputPrefix, input.problemIndex), lines.map((l) => JSON.stringify(l)).join('\n') + '\n', 'application/x-ndjson');
         return { problemIndex: input.problemIndex, counts };
       });
     },
 
-    /** Joins a shard's per-problem lines into one part of the labels dataset, with its info beside it. */
-    async writeLabelPart(input: { outputPrefix: string; shard: number; firstProblem: number; problems: number; counts: LabelCounts }): Promise<LabelPart> {
+    /**
+     * Several problems of a shard at once, each as `labelProblem` labels one, their lines in one
+     * object. One activity per few problems keeps Temporal's share of the work (events,
+     * persistence, worker round trips) small next to the model calls; the samples are stored
+     * per request as they arrive, so a retry pays only for requests that had not finished.
+     */
+    async labelProblems(input: {
+      config: SynthesizeLabelsConfig;
+      outputPrefix: string;
+      shard: number;
+      /** Rows [firstRow, firstRow + count) of the shard, problems [firstProblem, firstProblem + count) of the run. */
+      firstRow: number;
+      firstProblem: number;
+      count: number;
+    }): Promise<{ counts: LabelCounts }> {
       return mapFailures(async () => {
-        // Parallel reads (in order): a shard's problems are many small objects.
-        const rows = Array.from({ length: input.problems }, (_, i) => input.firstProblem + i);
-        const texts = await mapWithConcurrency(rows, PART_READS_IN_FLIGHT, (p) => store.getText(labelKeys.problem(input.outputPrefix, p)));
+        const signal = activityCancellation();
+        const problems = await readShard(store, labelKeys.shardInput(input.outputPrefix, input.shard));
+        const rows = problems.slice(input.firstRow, input.firstRow + input.count);
+        if (rows.length !== input.count) throw new DatasetError(`shard ${input.shard} has no rows ${input.firstRow}..${input.firstRow + input.count - 1}`);
+        const progress = { phase: 'labelling', solutionsDone: 0, calls: 0 };
+        const done = await withHeartbeat(
+          () => Promise.all(rows.map((problem, i) => labelOne(input.config, problem, input.firstProblem + i, progress, signal))),
+          () => progress,
+        );
+        const body = done.map(({ lines }) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n').join('');
+        await store.put(labelKeys.problems(input.outputPrefix, input.firstProblem, input.count), body, 'application/x-ndjson');
+        return { counts: done.reduce((acc, d) => addCounts(acc, d.counts), ZERO_COUNTS) };
+      });
+    },
+
+    /** Joins a shard's per-problem lines into one part of the labels dataset, with its info beside it. */
+    async writeLabelPart(input: {
+      outputPrefix: string;
+      shard: number;
+      firstProblem: number;
+      problems: number;
+      counts: LabelCounts;
+      /** Set when the shard labelled this many problems per activity (`labelProblems`); else one file per problem. */
+      problemsPerActivity?: number;
+    }): Promise<LabelPart> {
+      return mapFailures(async () => {
+        const per = input.problemsPerActivity;
+        const files = per === undefined
+          ? Array.from({ length: input.problems }, (_, i) => labelKeys.problem(input.outputPrefix, input.firstProblem + i))
+          : Array.from({ length: Math.ceil(input.problems / per) }, (_, b) =>
+              labelKeys.problems(input.outputPrefix, input.firstProblem + b * per, Math.min(per, input.problems - b * per)));
+        // Parallel reads, kept in order.
+        const texts = await mapWithConcurrency(files, PART_READS_IN_FLIGHT, (key) => store.getText(key));
         const body = texts.join('');
         const ref = await store.put(labelKeys.part(input.outputPrefix, input.shard), body, 'application/x-ndjson');
         const part: LabelPart = { shard: input.shard, ref, lines: body.split('\n').filter((l) => l !== '').length, counts: input.counts };

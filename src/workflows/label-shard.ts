@@ -1,4 +1,4 @@
-import { defineQuery, defineSignal, getExternalWorkflowHandle, proxyActivities, setHandler } from '@temporalio/workflow';
+import { defineQuery, defineSignal, getExternalWorkflowHandle, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { LabelActivities, LabelPart } from '../activities/labels.js';
 import { mapWithConcurrency } from '../domain/concurrency.js';
 import type { SynthesizeLabelsConfig } from '../domain/inputs/synthesize-labels.js';
@@ -33,9 +33,10 @@ export const labelShardProgress = defineQuery<LabelCounts>('progress');
 const REPORT_EVERY = 10;
 
 /**
- * One shard of stage 1: labels its problems with a bounded window of `labelProblem` activities,
- * then joins their lines into one part of the labels dataset. History: about 6 events per
- * problem, so a shard of at most 1,000 problems stays far below Temporal's limits.
+ * One shard of stage 1: labels its problems with a bounded window of `labelProblems` activities
+ * (`shards.problemsPerActivity` problems each), then joins their lines into one part of the
+ * labels dataset. History: about 6 events per activity, so a shard of at most 1,000 problems
+ * stays far below Temporal's limits even at one problem per activity.
  */
 export async function labelShard(input: LabelShardInput): Promise<LabelPart> {
   let counts: LabelCounts = ZERO_COUNTS;
@@ -48,15 +49,32 @@ export async function labelShard(input: LabelShardInput): Promise<LabelPart> {
     await parent.signal(shardProgressSignal, { shard: input.shard, counts });
   };
 
-  const rows = Array.from({ length: input.problems }, (_, i) => i);
-  await mapWithConcurrency(rows, input.config.shards.problemsInFlight, async (row) => {
-    const problemIndex = input.firstProblem + row;
-    const done = await models.labelProblem.executeWithOptions({ ...modelBatch, summary: `label problem ${problemIndex}` }, [
-      { config: input.config, outputPrefix: input.outputPrefix, shard: input.shard, row, problemIndex },
-    ]);
-    counts = addCounts(counts, done.counts);
-    if (counts.problems - reported >= REPORT_EVERY) await report();
-  });
+  // Shards started before problems were labelled in groups keep one activity per problem.
+  const perActivity = patched('label-problems-per-activity') ? (input.config.shards.problemsPerActivity ?? 1) : null;
+  if (perActivity === null) {
+    const rows = Array.from({ length: input.problems }, (_, i) => i);
+    await mapWithConcurrency(rows, input.config.shards.problemsInFlight, async (row) => {
+      const problemIndex = input.firstProblem + row;
+      const done = await models.labelProblem.executeWithOptions({ ...modelBatch, summary: `label problem ${problemIndex}` }, [
+        { config: input.config, outputPrefix: input.outputPrefix, shard: input.shard, row, problemIndex },
+      ]);
+      counts = addCounts(counts, done.counts);
+      if (counts.problems - reported >= REPORT_EVERY) await report();
+    });
+  } else {
+    const groups = Array.from({ length: Math.ceil(input.problems / perActivity) }, (_, g) => g * perActivity);
+    const activitiesInFlight = Math.max(1, Math.ceil(input.config.shards.problemsInFlight / perActivity));
+    await mapWithConcurrency(groups, activitiesInFlight, async (firstRow) => {
+      const count = Math.min(perActivity, input.problems - firstRow);
+      const firstProblem = input.firstProblem + firstRow;
+      const done = await models.labelProblems.executeWithOptions(
+        { ...modelBatch, summary: count === 1 ? `label problem ${firstProblem}` : `label problems ${firstProblem}-${firstProblem + count - 1}` },
+        [{ config: input.config, outputPrefix: input.outputPrefix, shard: input.shard, firstRow, firstProblem, count }],
+      );
+      counts = addCounts(counts, done.counts);
+      if (counts.problems - reported >= REPORT_EVERY) await report();
+    });
+  }
 
   const part = await io.writeLabelPart({
     outputPrefix: input.outputPrefix,
@@ -64,6 +82,7 @@ export async function labelShard(input: LabelShardInput): Promise<LabelPart> {
     firstProblem: input.firstProblem,
     problems: input.problems,
     counts,
+    ...(perActivity === null ? {} : { problemsPerActivity: perActivity }),
   });
   if (counts.problems !== reported) await report();
   return part;

@@ -94,12 +94,22 @@ export const SynthesizeLabelsInputSchema = z
         size: z.number().int().min(1).max(1000).default(100),
         /** Child workflows running at once. */
         concurrency: z.number().int().min(1).max(256).default(4),
-        /** Problems in flight inside each child. */
-        problemsInFlight: z.number().int().min(1).max(256).default(8),
+        /**
+         * Problems in flight inside each child. With the other defaults, 4 × 32 problems keep a
+         * server's slots busy (each problem verifies its M solutions at once); `maxInFlight`
+         * per role still caps the requests each worker process sends.
+         */
+        problemsInFlight: z.number().int().min(1).max(1024).default(32),
+        /**
+         * Problems labelled by one activity (all at once), their lines written as one object.
+         * More per activity means fewer Temporal events and round trips per problem; a retried
+         * activity re-reads the stored samples of the problems it had finished.
+         */
+        problemsPerActivity: z.number().int().min(1).max(64).default(8),
         /** Children started per run of the parent before it continues as new (keeps its history short). */
         perRun: z.number().int().min(1).max(2000).default(200),
       })
-      .default({ size: 100, concurrency: 4, problemsInFlight: 8, perRun: 200 }),
+      .default({ size: 100, concurrency: 4, problemsInFlight: 32, problemsPerActivity: 8, perRun: 200 }),
     /** Key prefix of every output; default `runs/<runName>/labels`. */
     outputPrefix: z.string().regex(/^[^/].*[^/]$|^[^/]$/, 'a key prefix without leading or trailing "/"').optional(),
   })
