@@ -45,10 +45,6 @@ class MicroBatch:
     loss_mask: torch.Tensor  # [B, T-1] float: 1 on completion tokens
     weights: torch.Tensor  # [B, T-1] float: each completion token's advantage (or 1)
 
-    @property
-    def loss_tokens(self) -> int:
-        return int(self.loss_mask.sum().item())
-
 
 def collate(examples: Sequence[EncodedExample], pad_id: int, device: torch.device) -> MicroBatch:
     """Pads `examples` into one micro-batch on `device`."""

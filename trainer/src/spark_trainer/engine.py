@@ -190,9 +190,9 @@ class Engine:
         for example in examples:
             encoded = encode_example(self.tokenizer, example.prompt, example.completion)
             batch = collate([encoded], self.pad_id, self.ctx.device)
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-            log_probs = losses.token_log_probs(logits, batch.targets)
-            out.append(float((log_probs * batch.loss_mask).sum().item()))
+            where = batch.loss_mask.bool()
+            log_probs = losses.token_log_probs(self._policy_logits(batch)[where], batch.targets[where])
+            out.append(float(log_probs.sum().item()))
         return out
 
     def _encode(self, example: SftExample | GrpoExample, loss: Loss) -> EncodedExample:
@@ -207,16 +207,21 @@ class Engine:
     def _micro_batch_loss(
         self, batch: MicroBatch, loss: Loss, n_tokens: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """This micro-batch's share of the batch's token-mean loss, and its unnormalised sums."""
-        logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        log_probs = losses.token_log_probs(logits, batch.targets)
-        mask = batch.loss_mask
+        """This micro-batch's share of the batch's token-mean loss, and its unnormalised sums.
+
+        Only the loss positions' logits are kept ([N, V] rather than [B, T, V]): prompts are
+        usually most of the tokens, and a large vocabulary makes each position costly in fp32.
+        """
+        where = batch.loss_mask.bool()
+        targets, weights = batch.targets[where], batch.weights[where]
+        every = torch.ones_like(weights)
+        logits = self._policy_logits(batch)[where]
+        log_probs = losses.token_log_probs(logits, targets)
         if not isinstance(loss, GrpoLoss):
-            per_token = losses.cross_entropy(log_probs)
-            total = losses.token_sum(per_token, mask, n_tokens)
+            total = losses.token_sum(losses.cross_entropy(log_probs), every, n_tokens)
             return total, {"loss": total.item()}
         with torch.no_grad():
-            ref_log_probs = losses.token_log_probs(self._reference_logits(batch), batch.targets)
+            ref_log_probs = losses.token_log_probs(self._reference_logits(batch)[where], targets)
         if loss.entropyCoefficient > 0:
             entropy = losses.token_entropy(logits)
         else:
@@ -228,15 +233,19 @@ class Engine:
             log_probs.detach(),
             ref_log_probs,
             entropy,
-            batch.weights,
+            weights,
             clip_ratio=loss.clipRatio if loss.clipRatio is not None else DEFAULT_CLIP_RATIO,
             kl_coefficient=loss.klCoefficient,
             entropy_coefficient=loss.entropyCoefficient,
             kl_estimator=loss.klEstimator or DEFAULT_KL_ESTIMATOR,
         )
-        total = losses.token_sum(parts["loss"], mask, n_tokens)
-        sums = {k: float((parts[k].detach() * mask).sum().item()) for k in ("kl", "entropy", "clipped")}
+        total = losses.token_sum(parts["loss"], every, n_tokens)
+        sums = {k: float(parts[k].detach().sum().item()) for k in ("kl", "entropy", "clipped")}
         return total, {"loss": total.item(), **sums}
+
+    def _policy_logits(self, batch: MicroBatch) -> torch.Tensor:
+        """[B, T-1, V]: position t predicts target t."""
+        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
 
     def _reference_logits(self, batch: MicroBatch) -> torch.Tensor:
         """The base model's logits: the same model with the adapter off (LoRA), else the frozen copy."""
