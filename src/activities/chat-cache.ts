@@ -41,10 +41,11 @@ export interface SampleResult {
 
 /**
  * One object per request: the `n` samples of one chat completion, at
- * `cache/requests/<hh>/<prompt hash>-<first index>-<n>.json`. The prompt hash covers the model,
+ * `cache/requests/<hh>/<prompt hash>/<first index>-<n>.json`. The prompt hash covers the model,
  * the messages and every sampling setting (the run's seed included); the first index and `n`
  * name the run of samples the request drew. A request is stored whole in one PUT once it is
- * answered, so a crash loses at most the requests in flight.
+ * answered, so a crash loses at most the requests in flight. A prompt's requests share a
+ * folder, so one LIST finds every sample stored for it, whichever requests drew them.
  */
 export interface StoredRequest {
   kind: 'spark.samples';
@@ -90,9 +91,20 @@ export function promptHash(model: string, messages: ChatMessage[], sampling: Sam
   })).digest('hex');
 }
 
+/** The folder of a prompt's requests. */
+export function promptFolder(prompt: string): string {
+  return `${REQUEST_PREFIX}/${prompt.slice(0, 2)}/${prompt}/`;
+}
+
 /** Key of the object holding the request that drew samples [start, start + n) of a prompt. */
 export function requestKey(prompt: string, start: number, n: number): string {
-  return `${REQUEST_PREFIX}/${prompt.slice(0, 2)}/${prompt}-${start}-${n}.json`;
+  return `${promptFolder(prompt)}${start}-${n}.json`;
+}
+
+/** The run of samples a request object holds, from its key. */
+function runOfKey(key: string): { start: number; n: number } | null {
+  const m = /\/(\d+)-(\d+)\.json$/.exec(key);
+  return m ? { start: Number(m[1]), n: Number(m[2]) } : null;
 }
 
 /**
@@ -132,6 +144,10 @@ interface CallState {
   prompt: string;
   /** Whether the bucket holds samples in the layout before requests (checked once a minute). */
   legacy: boolean;
+  /** The prompt's stored requests (from one LIST, plus what this call wrote), by key. */
+  stored: Map<string, { start: number; n: number }>;
+  /** Stored requests read by this call, by key. */
+  docs: Map<string, Promise<StoredRequest | null>>;
   samples: Map<number, CachedSample>;
   callsMade: number;
   drawn: number;
@@ -141,7 +157,9 @@ interface CallState {
 
 /**
  * Returns the wanted samples, reading stored requests and asking the server only for the rest.
- * The wanted indices are asked for in contiguous runs, one request with `n` per run where the
+ * One LIST finds the prompt's stored requests; a wanted sample is read from whichever stored
+ * request holds it (so a run asking fewer samples, or other ones, reuses what a larger request
+ * drew). The wanted indices missing from the store are asked for in contiguous runs, one request with `n` per run where the
  * server supports it, else one request per sample; each answered request is written to the
  * store (one object, one PUT) before this returns, so a crash loses at most the requests in
  * flight. A request whose answer had samples cut by the token limit keeps the good ones and is
@@ -151,11 +169,20 @@ interface CallState {
  * Identical requests in flight in one process are made once.
  */
 export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
+  const prompt = promptHash(req.model, req.messages, req.sampling);
+  const [legacy, keys] = await Promise.all([legacyLayoutPresent(store), store.list(promptFolder(prompt))]);
+  const stored = new Map<string, { start: number; n: number }>();
+  for (const key of keys) {
+    const run = runOfKey(key);
+    if (run) stored.set(key, run);
+  }
   const state: CallState = {
     store,
     req,
-    prompt: promptHash(req.model, req.messages, req.sampling),
-    legacy: await legacyLayoutPresent(store),
+    prompt,
+    legacy,
+    stored,
+    docs: new Map(),
     samples: new Map(),
     callsMade: 0,
     drawn: 0,
@@ -208,22 +235,36 @@ async function resolveRun(state: CallState, start: number, end: number, topLevel
 async function drawRun(state: CallState, key: string, start: number, end: number, topLevel: boolean): Promise<RunSamples> {
   const { store, req } = state;
   const n = end - start;
-  let doc = await readRequest(store, key);
-  let docKey = key;
-  if (!doc && topLevel && state.legacy) {
-    const legacy = await readLegacyRun(state, start, end);
-    if (legacy) [doc, docKey] = [legacy.doc, legacy.firstKey];
+  const exact = state.stored.has(key) ? await readStored(state, key) : null;
+  const out: RunSamples = exact ? toSamples(exact, key, []) : new Array<null>(n).fill(null);
+  // Samples of this run that other stored requests of the prompt hold.
+  for (const [other, run] of state.stored) {
+    if (other === key || run.start >= end || run.start + run.n <= start) continue;
+    if (!out.some((s, j) => s === null && start + j >= run.start && start + j < run.start + run.n)) continue;
+    const doc = await readStored(state, other);
+    if (!doc) continue;
+    toSamples(doc, other, []).forEach((s, j) => {
+      const i = doc.start + j - start;
+      if (s && i >= 0 && i < n && out[i] === null) out[i] = s;
+    });
   }
-  const out: RunSamples = doc ? toSamples(doc, docKey, legacyKeysOf(doc)) : new Array<null>(n).fill(null);
+  let legacy: StoredRequest | null = null;
+  if (!exact && topLevel && state.legacy && !out.some((s) => s !== null)) {
+    const found = await readLegacyRun(state, start, end);
+    if (found) {
+      legacy = found.doc;
+      toSamples(found.doc, found.firstKey, legacyKeysOf(found.doc)).forEach((s, j) => (out[j] = s));
+    }
+  }
   const found = out.filter((s) => s !== null).length;
   state.reused += found;
   if (found === n) return out;
 
-  if (doc && doc.truncations >= SAME_SEED_TRUNCATIONS && n > 1) {
+  const truncations = exact?.truncations ?? legacy?.truncations ?? 0;
+  const missing = out.flatMap((s, j) => (s ? [] : [start + j]));
+  const runs = state.req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
+  if (truncations >= SAME_SEED_TRUNCATIONS && !(runs.length === 1 && runs[0]![1] - runs[0]![0] === n)) {
     // The server cuts this seeded request every time: the missing samples get requests of their own.
-    const missing = out.flatMap((s, j) => (s ? [] : [start + j]));
-    let runs = state.req.client.endpoint.supportsN ? contiguousRuns(missing) : missing.map((i) => [i, i + 1] as const);
-    if (runs.length === 1 && runs[0]![1] - runs[0]![0] === n) runs = missing.map((i) => [i, i + 1] as const);
     await Promise.all(runs.map(async ([s, e]) => {
       const sub = new Map<number, CachedSample>();
       const subState: CallState = { ...state, samples: sub, callsMade: 0, drawn: 0, reused: 0, truncated: 0 };
@@ -236,12 +277,17 @@ async function drawRun(state: CallState, key: string, start: number, end: number
     return out;
   }
 
+  // Asked again whole with its own seed, so its samples are those of an uninterrupted run.
   const seed = requestSeed(req.sampling.seed, start);
   const result = await req.client.chat({ model: req.model, messages: req.messages, sampling: { ...req.sampling, seed }, n }, req.signal);
   state.callsMade += 1;
   req.onCall?.();
-  const responseId = doc?.responseId || result.id;
-  const samples: (StoredChoice | null)[] = doc ? [...doc.samples] : new Array<null>(n).fill(null);
+  const responseId = exact?.responseId || result.id;
+  const samples: (StoredChoice | null)[] = out.map((s) => s && {
+    text: s.text,
+    finishReason: s.finishReason,
+    ...(s.responseId !== responseId ? { responseId: s.responseId } : {}),
+  });
   let cut = 0;
   let added = 0;
   result.choices.forEach((choice, j) => {
@@ -256,22 +302,29 @@ async function drawRun(state: CallState, key: string, start: number, end: number
   const next: StoredRequest = {
     kind: 'spark.samples',
     version: 2,
-    model: doc?.model || result.model || req.model,
+    model: exact?.model || result.model || req.model,
     start,
     n,
     seed: seed ?? null,
     responseId,
     samples,
-    truncations: (doc?.truncations ?? 0) + (cut > 0 ? 1 : 0),
+    truncations: truncations + (cut > 0 ? 1 : 0),
   };
-  // Content-addressed: the key names what was asked, so the SDK's checksum guards the bytes
-  // and no hash of the body is needed.
   await store.put(key, JSON.stringify(next), 'application/json', { sha256: false });
+  state.stored.set(key, { start, n });
+  state.docs.set(key, Promise.resolve(next));
   for (let i = 0; i < added; i++) req.onSample?.();
   state.drawn += added;
   const stored = toSamples(next, key, []);
   req.onStored?.(state.samples.size + stored.filter(Boolean).length);
   return stored;
+}
+
+/** A stored request of the prompt, read at most once per call. */
+function readStored(state: CallState, key: string): Promise<StoredRequest | null> {
+  let doc = state.docs.get(key);
+  if (!doc) state.docs.set(key, (doc = readRequest(state.store, key)));
+  return doc;
 }
 
 /** The samples of a stored request as {@link CachedSample}s, with where each is stored. */

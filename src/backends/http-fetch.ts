@@ -19,7 +19,7 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
     const protocol = url.protocol === 'https:' ? 'https:' : 'http:';
     const send = protocol === 'https:' ? httpsRequest : httpRequest;
     const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((value, name) => (headers[name] = value));
+    (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => (headers[name] = value));
     const body = init.body;
     if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array)) {
       return Promise.reject(new TypeError('this fetch sends string or byte bodies only'));
@@ -29,17 +29,41 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          // A Response may not carry a body with these statuses.
-          const empty = status === 204 || status === 205 || status === 304;
-          resolve(new Response(empty ? null : Buffer.concat(chunks), { status, statusText: res.statusMessage ?? '', headers: responseHeaders(res.headers) }));
-        });
+        res.on('end', () => resolve(bufferedResponse(url.href, res.statusCode ?? 0, res.statusMessage ?? '', responseHeaders(res.headers), Buffer.concat(chunks))));
       });
       req.on('error', reject);
       req.end(body ?? undefined);
     });
   }) as typeof fetch;
+}
+
+/**
+ * What the openai client reads of a response (status, headers, `json()`, `text()`), over a
+ * body already in memory. A WHATWG `Response` would wrap the same bytes in a stream only to
+ * read them back; `body` is null, as for a response whose stream was consumed.
+ */
+function bufferedResponse(url: string, status: number, statusText: string, headers: Headers, bytes: Buffer): Response {
+  let used = false;
+  const text = async (): Promise<string> => {
+    if (used) throw new TypeError('Body is unusable: Body has already been read');
+    used = true;
+    return bytes.toString('utf8');
+  };
+  return {
+    url,
+    status,
+    statusText,
+    ok: status >= 200 && status < 300,
+    headers,
+    redirected: false,
+    type: 'basic',
+    body: null,
+    get bodyUsed() {
+      return used;
+    },
+    text,
+    json: async (): Promise<unknown> => JSON.parse(await text()),
+  } as unknown as Response;
 }
 
 function responseHeaders(raw: IncomingHttpHeaders): Headers {

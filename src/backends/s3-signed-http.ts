@@ -58,12 +58,30 @@ export class SignedS3Http {
     return this.request('PUT', key, body, sha256, { 'content-length': String(body.length), ...headers });
   }
 
+  /** Keys under `prefix` (ListObjectsV2, every page). */
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const query: Record<string, string> = { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) };
+      const answer = await this.request('GET', null, undefined, EMPTY_SHA256, {}, query);
+      if (answer.status !== 200) throw new Error(`S3 LIST ${prefix} answered ${answer.status}${s3ErrorCode(answer.body) ? ` (${s3ErrorCode(answer.body)})` : ''}`);
+      const xml = answer.body.toString('utf8');
+      for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(unescapeXml(m[1]!));
+      token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? unescapeXml(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') : undefined;
+    } while (token);
+    return keys;
+  }
+
   destroy(): void {
     this.agent.destroy();
   }
 
-  private request(method: string, key: string, body: Buffer | undefined, payloadSha256: string, extra: Record<string, string>): Promise<S3Answer> {
-    const path = this.pathStyle ? `/${encodePath(this.target.bucket)}/${encodePath(key)}` : `/${encodePath(key)}`;
+  /** One signed request for an object (`key`) or for the bucket (`key` null, with a query). */
+  private request(method: string, key: string | null, body: Buffer | undefined, payloadSha256: string, extra: Record<string, string>, query: Record<string, string> = {}): Promise<S3Answer> {
+    const objectPath = key === null ? '' : encodePath(key);
+    const path = this.pathStyle ? `/${encodePath(this.target.bucket)}${key === null ? '' : `/${objectPath}`}` : `/${objectPath}`;
+    const canonicalQuery = Object.keys(query).sort().map((k) => `${encodeQuery(k)}=${encodeQuery(query[k]!)}`).join('&');
     const host = this.pathStyle ? this.base.host : `${this.target.bucket}.${this.base.host}`;
     const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
     // SigV4 signs the host and every x-amz-* header (metadata included).
@@ -75,7 +93,7 @@ export class SignedS3Http {
     };
     for (const [name, value] of Object.entries(extra)) if (name.startsWith('x-amz-')) signed[name] = value.trim();
     const names = Object.keys(signed).sort();
-    const canonical = [method, path, '', ...names.map((n) => `${n}:${signed[n]}`), '', names.join(';'), payloadSha256].join('\n');
+    const canonical = [method, path, canonicalQuery, ...names.map((n) => `${n}:${signed[n]}`), '', names.join(';'), payloadSha256].join('\n');
     const date = amzDate.slice(0, 8);
     const scope = `${date}/${this.target.region}/s3/aws4_request`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
@@ -88,7 +106,7 @@ export class SignedS3Http {
     return new Promise<S3Answer>((resolve, reject) => {
       const req = this.send({
         protocol: this.base.protocol, hostname: this.pathStyle ? this.base.hostname : `${this.target.bucket}.${this.base.hostname}`,
-        port: this.base.port, path, method, headers, agent: this.agent,
+        port: this.base.port, path: canonicalQuery ? `${path}?${canonicalQuery}` : path, method, headers, agent: this.agent,
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -114,6 +132,16 @@ export class SignedS3Http {
 /** URI-encodes an object key as S3 signs it: every byte but unreserved characters and '/'. */
 function encodePath(key: string): string {
   return encodeURIComponent(key).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** URI-encodes a query name or value as SigV4 wants it (everything but unreserved characters). */
+function encodeQuery(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function unescapeXml(text: string): string {
+  return text.replace(/&(lt|gt|quot|apos|amp|#(\d+)|#x([0-9a-fA-F]+));/g, (_, name: string, dec?: string, hex?: string) =>
+    dec ? String.fromCodePoint(Number(dec)) : hex ? String.fromCodePoint(parseInt(hex, 16)) : ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' } as Record<string, string>)[name]!);
 }
 
 /** The error code in an S3 XML error body, if any. */

@@ -225,6 +225,7 @@ export class ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    if (this.signed) return this.signed.list(prefix);
     const keys: string[] = [];
     let token: string | undefined;
     do {

@@ -50,7 +50,10 @@ export async function labelShard(input: LabelShardInput): Promise<LabelPart> {
   };
 
   // Shards started before problems were labelled in groups keep one activity per problem.
-  const perActivity = patched('label-problems-per-activity') ? (input.config.shards.problemsPerActivity ?? 1) : null;
+  // An activity never holds more than `problemsInFlight` problems, so that stays the shard's bound.
+  const perActivity = patched('label-problems-per-activity')
+    ? Math.min(input.config.shards.problemsPerActivity ?? 1, input.config.shards.problemsInFlight)
+    : null;
   if (perActivity === null) {
     const rows = Array.from({ length: input.problems }, (_, i) => i);
     await mapWithConcurrency(rows, input.config.shards.problemsInFlight, async (row) => {

@@ -122,6 +122,15 @@ describe('sampleWithCache', () => {
     expect((await store.getJson<StoredRequest>(key)).samples.map((s) => s?.text)).toEqual(first.samples.map((s) => s.text));
   });
 
+  it('reads samples a larger request stored, whichever run of indices is asked', async () => {
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
+    const base = { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 2468 } };
+    const all = await sampleWithCache(store, { ...base, indices: [0, 1, 2, 3, 4, 5, 6, 7] });
+    const some = await sampleWithCache(store, { ...base, indices: [3, 4, 5] });
+    expect(some.callsMade).toBe(0);
+    expect(some.samples.map((s) => s.text)).toEqual(all.samples.slice(3, 6).map((s) => s.text));
+  });
+
   it('identical requests in flight in one process are made once', async () => {
     const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
     const req = { client, model: 'sim-policy', messages, sampling: { ...sampling, seed: 4321 }, indices: [0, 1, 2, 3] };

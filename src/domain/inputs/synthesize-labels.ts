@@ -101,7 +101,7 @@ export const SynthesizeLabelsInputSchema = z
          */
         problemsInFlight: z.number().int().min(1).max(1024).default(32),
         /**
-         * Problems labelled by one activity (all at once), their lines written as one object.
+         * Problems labelled by one activity (all at once; at most `problemsInFlight`), their lines written as one object.
          * More per activity means fewer Temporal events and round trips per problem; a retried
          * activity re-reads the stored samples of the problems it had finished.
          */
