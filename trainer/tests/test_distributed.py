@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
+import socket
 from pathlib import Path
 
 import pytest
@@ -24,17 +24,42 @@ def one_rank(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
+def _rank(rank: int, port: int, sharding: str, args: tuple[Path, Path, int, int, list[str]]) -> None:
+    """One rank, as torchrun would start it (the environment it sets)."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        SPARK_TRAINER_SHARDING=sharding,
+    )
+    run(*args)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # DDP is the fallback path: its LoRA session suffices (and keeps the suite quick).
 @pytest.mark.parametrize(("sharding", "names"), [("fsdp", ["lora", "full"]), ("ddp", ["lora"])])
 def test_two_ranks_train_the_same_weights_as_one(
     tiny_model_dir: Path, one_rank: Path, tmp_path: Path, sharding: str, names: list[str]
 ) -> None:
-    worker = Path(__file__).with_name("distributed_worker.py")
+    # Forked ranks skip re-importing torch and transformers (most of a fresh process's start);
+    # `torchrun --nproc-per-node 2 tests/distributed_worker.py ...` runs the same code.
     # A small token budget: the ranks' slices cut into different numbers of micro-batches.
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    command += [str(worker), str(tiny_model_dir), str(tmp_path), str(STEPS), "64", ",".join(names)]
-    env = {**os.environ, "SPARK_TRAINER_SHARDING": sharding, "OMP_NUM_THREADS": "1"}
-    subprocess.run(command, check=True, timeout=240, env=env, capture_output=True)
+    args = (tiny_model_dir, tmp_path, STEPS, 64, names)
+    port = free_port()
+    fork = multiprocessing.get_context("fork")
+    ranks = [fork.Process(target=_rank, args=(rank, port, sharding, args)) for rank in range(2)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(timeout=240)
+    assert [p.exitcode for p in ranks] == [0, 0]
     for name in names:
         for step in range(STEPS):
             single = json.loads((one_rank / f"{name}-{step}.json").read_text())
