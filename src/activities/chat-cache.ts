@@ -25,6 +25,8 @@ export interface SampleRequest {
   sampling: SamplingParams;
   /** Sample indices wanted, e.g. 0..K-1. */
   indices: number[];
+  /** Where the requests are stored and looked up; default: the prompt's own group. */
+  group?: SampleGroup;
   signal?: AbortSignal;
   /** Called after each request is stored, with the samples this call holds so far (heartbeat hook). */
   onStored?: (stored: number) => void;
@@ -41,11 +43,12 @@ export interface SampleResult {
 
 /**
  * One object per request: the `n` samples of one chat completion, at
- * `cache/requests/<hh>/<prompt hash>/<first index>-<n>.json`. The prompt hash covers the model,
+ * `cache/requests/<hh>/<group>/<prompt hash>-<first index>-<n>.json`. The prompt hash covers the model,
  * the messages and every sampling setting (the run's seed included); the first index and `n`
  * name the run of samples the request drew. A request is stored whole in one PUT once it is
- * answered, so a crash loses at most the requests in flight. A prompt's requests share a
- * folder, so one LIST finds every sample stored for it, whichever requests drew them.
+ * answered, so a crash loses at most the requests in flight. A group's requests share a folder
+ * ({@link SampleGroup}), so one LIST finds every sample stored for a prompt, whichever
+ * requests drew them.
  */
 export interface StoredRequest {
   kind: 'spark.samples';
@@ -91,20 +94,46 @@ export function promptHash(model: string, messages: ChatMessage[], sampling: Sam
   })).digest('hex');
 }
 
-/** The folder of a prompt's requests. */
-export function promptFolder(prompt: string): string {
-  return `${REQUEST_PREFIX}/${prompt.slice(0, 2)}/${prompt}/`;
+/**
+ * Requests stored together and found with one LIST: by default each prompt's own, or a group a
+ * caller names (stage 1 names one per problem, so a problem's generator and verifier requests
+ * are found with one LIST instead of one per call). The listing is taken once per group object
+ * and kept up to date with what this process writes into it.
+ */
+export class SampleGroup {
+  readonly folder: string;
+  private listing: Promise<Map<string, Map<string, { start: number; n: number }>>> | null = null;
+
+  /** `name` is hashed; the same name (e.g. the problem's generator prompt hash) is the same folder in every run. */
+  constructor(name: string) {
+    const hash = createHash('sha256').update(name).digest('hex');
+    this.folder = `${REQUEST_PREFIX}/${hash.slice(0, 2)}/${hash}/`;
+  }
+
+  /** The stored requests of one prompt in this group, by key. */
+  async requestsOf(store: ObjectStore, prompt: string): Promise<Map<string, { start: number; n: number }>> {
+    this.listing ??= store.list(this.folder).then((keys) => {
+      const byPrompt = new Map<string, Map<string, { start: number; n: number }>>();
+      for (const key of keys) {
+        const m = /\/([0-9a-f]{64})-(\d+)-(\d+)\.json$/.exec(key);
+        if (!m) continue;
+        let runs = byPrompt.get(m[1]!);
+        if (!runs) byPrompt.set(m[1]!, (runs = new Map()));
+        runs.set(key, { start: Number(m[2]), n: Number(m[3]) });
+      }
+      return byPrompt;
+    });
+    this.listing.catch(() => (this.listing = null));
+    const byPrompt = await this.listing;
+    let runs = byPrompt.get(prompt);
+    if (!runs) byPrompt.set(prompt, (runs = new Map()));
+    return runs;
+  }
 }
 
-/** Key of the object holding the request that drew samples [start, start + n) of a prompt. */
-export function requestKey(prompt: string, start: number, n: number): string {
-  return `${promptFolder(prompt)}${start}-${n}.json`;
-}
-
-/** The run of samples a request object holds, from its key. */
-function runOfKey(key: string): { start: number; n: number } | null {
-  const m = /\/(\d+)-(\d+)\.json$/.exec(key);
-  return m ? { start: Number(m[1]), n: Number(m[2]) } : null;
+/** Key of the object holding the request that drew samples [start, start + n) of a prompt, in a group's folder. */
+export function requestKey(group: SampleGroup, prompt: string, start: number, n: number): string {
+  return `${group.folder}${prompt}-${start}-${n}.json`;
 }
 
 /**
@@ -142,9 +171,10 @@ interface CallState {
   store: ObjectStore;
   req: SampleRequest;
   prompt: string;
+  group: SampleGroup;
   /** Whether the bucket holds samples in the layout before requests (checked once a minute). */
   legacy: boolean;
-  /** The prompt's stored requests (from one LIST, plus what this call wrote), by key. */
+  /** The prompt's stored requests (from the group's LIST, plus what this process wrote), by key. */
   stored: Map<string, { start: number; n: number }>;
   /** Stored requests read by this call, by key. */
   docs: Map<string, Promise<StoredRequest | null>>;
@@ -157,7 +187,7 @@ interface CallState {
 
 /**
  * Returns the wanted samples, reading stored requests and asking the server only for the rest.
- * One LIST finds the prompt's stored requests; a wanted sample is read from whichever stored
+ * One LIST (per group) finds the prompt's stored requests; a wanted sample is read from whichever stored
  * request holds it (so a run asking fewer samples, or other ones, reuses what a larger request
  * drew). The wanted indices missing from the store are asked for in contiguous runs, one request with `n` per run where the
  * server supports it, else one request per sample; each answered request is written to the
@@ -170,16 +200,13 @@ interface CallState {
  */
 export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
   const prompt = promptHash(req.model, req.messages, req.sampling);
-  const [legacy, keys] = await Promise.all([legacyLayoutPresent(store), store.list(promptFolder(prompt))]);
-  const stored = new Map<string, { start: number; n: number }>();
-  for (const key of keys) {
-    const run = runOfKey(key);
-    if (run) stored.set(key, run);
-  }
+  const group = req.group ?? new SampleGroup(prompt);
+  const [legacy, stored] = await Promise.all([legacyLayoutPresent(store), group.requestsOf(store, prompt)]);
   const state: CallState = {
     store,
     req,
     prompt,
+    group,
     legacy,
     stored,
     docs: new Map(),
@@ -209,7 +236,7 @@ const inflight = new WeakMap<ObjectStore, Map<string, Promise<RunSamples>>>();
  * one object); what it found or drew counts as reused here.
  */
 async function resolveRun(state: CallState, start: number, end: number, topLevel: boolean): Promise<void> {
-  const key = requestKey(state.prompt, start, end - start);
+  const key = requestKey(state.group, state.prompt, start, end - start);
   let running = inflight.get(state.store);
   if (!running) inflight.set(state.store, (running = new Map()));
   const pending = running.get(key);

@@ -19,7 +19,7 @@ import type { ObjectRef } from '../domain/refs.js';
 import { joinKey } from '../domain/refs.js';
 import type { ObjectStore } from '../backends/s3-store.js';
 import type { ActivityDeps, ChatClient } from './deps.js';
-import { sampleWithRetry } from './chat-cache.js';
+import { promptHash, SampleGroup, sampleWithRetry } from './chat-cache.js';
 import { readProblems } from './datasets.js';
 import { DatasetError, mapFailures } from './failures.js';
 import { activityCancellation, withHeartbeat } from './heartbeat.js';
@@ -93,6 +93,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     counts: LabelCounts,
     signal: AbortSignal,
     progress: { calls: number },
+    group: SampleGroup,
   ): Promise<{ drawn: SampledVerification[]; stop: Exclude<DrawDecision, { done: false }>['reason'] }> {
     const drawn: SampledVerification[] = [];
     const policy = {
@@ -105,7 +106,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     for (;;) {
       const decision = nextDraw(drawn, stepCount, policy);
       if (decision.done) return { drawn, stop: decision.reason };
-      const r = await sampleWithRetry(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal });
+      const r = await sampleWithRetry(store, { client, model: config.verifier.model, messages, sampling, indices: decision.indices, signal, group });
       cost(counts, r, progress);
       for (const s of r.samples) drawn.push({ sampleIndex: s.index, text: s.text, parsed: parseVerification(s.text) });
     }
@@ -130,13 +131,19 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
     const critic = inference(criticRole.endpoint, { maxInFlight: criticRole.maxInFlight });
     const criticSampling: SamplingParams = { ...criticRole.sampling, seed: config.seed };
 
+    const genMessages = buildGeneratorMessages(problem.question);
+    const genSampling: SamplingParams = { ...config.generator.sampling, seed: config.seed };
+    // The problem's requests (solutions, verifications, critiques) are stored together and
+    // looked up with one LIST; the group is named by what the problem's first request asks.
+    const group = new SampleGroup(promptHash(config.generator.model, genMessages, genSampling));
     const gen = await sampleWithRetry(store, {
       client: generator,
       model: config.generator.model,
-      messages: buildGeneratorMessages(problem.question),
-      sampling: { ...config.generator.sampling, seed: config.seed },
+      messages: genMessages,
+      sampling: genSampling,
       indices: Array.from({ length: config.solutionsPerProblem }, (_, i) => i),
       signal,
+      group,
     });
     cost(counts, gen, progress);
     progress.phase = 'verifying';
@@ -147,14 +154,14 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
       const parsed = parsePolicyResponse(sample.text);
       const view = { question: problem.question, steps: parsed.steps, answer: parsed.answerBlock, trailing: parsed.trailing };
       const verifierMessages = buildVerifierMessages({ ...view, referenceAnswer: config.referenceGuided ? problem.reference : null });
-      const { drawn, stop } = await verifySolution(verifier, config, verifierMessages, parsed.steps.length, counts, signal, progress);
+      const { drawn, stop } = await verifySolution(verifier, config, verifierMessages, parsed.steps.length, counts, signal, progress, group);
       const votes = voteLabels(voteMethods, drawn, parsed.steps.length, config.aggregation);
 
       const merged: Partial<Record<CritiqueMethod, MergedVerification | null>> = {};
       await Promise.all(critiqueMethods.map(async (m) => {
         const subject = critiqueSubject(votes[CRITIQUE_BASE[m]]);
         if (subject === null) return;
-        const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal };
+        const one = { client: critic, model: criticRole.model, sampling: criticSampling, indices: [0], signal, group };
         const critique = await sampleWithRetry(store, { ...one, messages: buildCriticMessages({ ...view, verification: subject }) });
         cost(counts, critique, progress);
         const merge = await sampleWithRetry(store, {

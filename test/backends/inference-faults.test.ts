@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { InferenceClient, InferenceError } from '../../src/backends/inference.js';
 import { toApplicationFailure } from '../../src/activities/failures.js';
 import type { StoredRequest } from '../../src/activities/chat-cache.js';
-import { promptHash, requestKey, sampleWithCache } from '../../src/activities/chat-cache.js';
+import { promptHash, requestKey, SampleGroup, sampleWithCache } from '../../src/activities/chat-cache.js';
 import { buildGeneratorMessages } from '../../src/domain/prompts.js';
 import { generateProblems } from '../../src/domain/arith.js';
 import { startSimServer } from '../../src/sim/server.js';
@@ -117,7 +117,8 @@ describe('sampleWithCache', () => {
     expect(second.samplesReused).toBe(6);
     expect(second.samples.map((s) => s.text)).toEqual(first.samples.map((s) => s.text));
     // One object holds the request's six samples.
-    const key = requestKey(promptHash('sim-policy', messages, req.sampling), 0, 6);
+    const prompt = promptHash('sim-policy', messages, req.sampling);
+    const key = requestKey(new SampleGroup(prompt), prompt, 0, 6);
     expect(new Set(first.samples.map((s) => s.key.split('#')[0]))).toEqual(new Set([key]));
     expect((await store.getJson<StoredRequest>(key)).samples.map((s) => s?.text)).toEqual(first.samples.map((s) => s.text));
   });
