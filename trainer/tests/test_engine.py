@@ -115,14 +115,15 @@ def test_resume_in_a_new_process_is_bitwise_exact(tiny_model_dir: Path, tmp_path
     config = {
         "adapter": {"kind": "lora", "rank": 4, "alpha": 8, "targetModules": ["all-linear"], "dropout": 0.1}
     }
-    e = engine(tiny_model_dir, **config)
+    straight = engine(tiny_model_dir, **config)
+    for step in range(4):
+        straight.train_step(step, *batch_for(step), None)
+    straight.save(tmp_path / "straight")
+    first_half = engine(tiny_model_dir, **config)
     for step in range(2):
-        e.train_step(step, *batch_for(step), None)
+        first_half.train_step(step, *batch_for(step), None)
     half = tmp_path / "half"
-    state = e.save(half)
-    for step in range(2, 4):
-        e.train_step(step, *batch_for(step), None)
-    e.save(tmp_path / "straight")
+    state = first_half.save(half)
 
     resumed = tmp_path / "resumed"
     worker = Path(__file__).with_name("resume_worker.py")
@@ -136,3 +137,21 @@ def test_resume_in_a_new_process_is_bitwise_exact(tiny_model_dir: Path, tmp_path
         for key in straight:
             assert torch.equal(straight[key], again[key]), (name, key)
     assert json.loads((half / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny"
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_a_checkpoint_of_the_initial_weights_resumes_like_a_fresh_session(
+    tiny_model_dir: Path, tmp_path: Path, optimizer: str
+) -> None:
+    spec = {**SGD, "name": optimizer, "learningRate": 1e-2}
+    first = engine(tiny_model_dir, optimizer=spec)
+    state = first.save(tmp_path)
+    assert state["updatesDone"] == 0
+    assert not first.optimizer.state  # saving did not step the optimiser
+    second = Engine(tiny_model_dir, session_config(optimizer=spec), CPU, 4096, (tmp_path, state))
+    for step in range(2):
+        assert first.train_step(step, *batch_for(step), None) == second.train_step(
+            step, *batch_for(step), None
+        )
+    a, b = trainable(first), trainable(second)
+    assert all(torch.equal(a[name], b[name]) for name in a)

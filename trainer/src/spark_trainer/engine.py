@@ -124,8 +124,8 @@ class Engine:
         self.optimizer = make_optimizer(self.params, config.optimizer)
         self.updates_done = 0
         if resume is not None:
-            self._load_optimizer(resume[0])
             self.updates_done = int(resume[1].get("updatesDone", 0))
+            self._load_optimizer(resume[0], self.updates_done)
 
     # ---- training -------------------------------------------------------------------------
 
@@ -277,9 +277,7 @@ class Engine:
         """Rank 0 writes the weights and `optimizer.safetensors`; every rank gathers its shards."""
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=self.lora)
         weights = get_model_state_dict(self.model, options=options)
-        optimizer = get_optimizer_state_dict(
-            self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
+        optimizer = self._optimizer_state()
         if self.ctx.leader:
             directory.mkdir(parents=True, exist_ok=True)
             model = unwrap(self.model)
@@ -334,7 +332,31 @@ class Engine:
                 f"missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
 
-    def _load_optimizer(self, directory: Path) -> None:
+    def _optimizer_state(self) -> dict[str, Any]:
+        """The full optimiser state keyed by parameter name (all ranks take part).
+
+        An optimiser without state (before its first step; SGD without momentum always) is
+        written from its param groups: torch's state-dict helpers would first run a zero-gradient
+        step to create the state, and that step would count in Adam's bias correction, so saving
+        a checkpoint would change the training that follows it.
+        """
+        if not self.optimizer.state:
+            names = {id(p): n for n, p in unwrap(self.model).named_parameters()}
+            groups = [
+                {
+                    **{k: v for k, v in g.items() if k != "params"},
+                    "params": [names[id(p)] for p in g["params"]],
+                }
+                for g in self.optimizer.param_groups
+            ]
+            return {"state": {}, "param_groups": groups}
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_optimizer_state_dict(self.model, self.optimizer, options=options)
+
+    def _load_optimizer(self, directory: Path, updates_done: int) -> None:
+        # Stateless on every rank alike (the same rule as `_optimizer_state`): nothing to load.
+        if updates_done == 0 or self.config.optimizer.name == "sgd":
+            return
         state = load_optimizer_state(directory / OPTIMIZER_FILE) if self.ctx.leader else {}
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.ctx.world > 1)
         set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=state, options=options)
