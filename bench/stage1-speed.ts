@@ -2,7 +2,7 @@
  * Stage 1 against the speed of the model server, in one invocation and on one load server:
  *
  *   npx tsx bench/stage1-speed.ts [--problems 200] [--solutions 8] [--verifications 16]
- *     [--latency-ms 50] [--slots 64] [--workers 1,2] [--profile DIR]
+ *     [--latency-ms 50] [--slots 64] [--workers 1,2] [--repeat 1] [--profile DIR]
  *
  * (c) the server's capacity: slots ÷ latency, the most any client can get;
  * (b) a plain async driver (`bench/plain-driver.ts`): `n` per request, no durability;
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     'latency-ms': { type: 'string', default: '50' },
     slots: { type: 'string', default: '64' },
     workers: { type: 'string', default: '1,2' },
+    /** Runs (b) and each (a) this many times, alternating, and reports each one's median run (by wall time). */
+    repeat: { type: 'string', default: '1' },
     /** Overrides of `shards` (size, concurrency, problemsInFlight) as JSON; default the workflow's defaults. */
     shards: { type: 'string' },
     /** Write V8 CPU profiles of the drivers (plain driver, worker processes) into this folder. */
@@ -148,7 +150,8 @@ const baseURL = (JSON.parse(server.line) as { url: string }).url;
 const connection = await Connection.connect({ address: stack.temporalAddress });
 const client = new Client({ connection });
 const rows: Row[] = [];
-const runId = Date.now() % 1_000_000;
+const baseRunId = (Date.now() % 1_000_000) * 10;
+const repeat = Number(args.repeat);
 
 try {
   // (c) The server's capacity: every slot busy all the time.
@@ -157,77 +160,80 @@ try {
   const capacity = slots / (latencyMs / 1000);
   rows.push({ name: '(c) server capacity', wallS: (N * requestsPerProblem) / capacity, requests: N * requestsPerProblem, samples: N * samplesPerProblem });
 
-  // (b) The plain async driver.
-  log(`(b) plain driver: ${N} × ${M} × ${K}`);
-  let before = await serverStats(baseURL);
-  const plain = await spawnEntry('bench/plain-driver.ts', ['--base-url', baseURL, '--problems', problemsFile, '--solutions', String(M), '--verifications', String(K), '--seed', String(runId)], {}, '"wallS"', true);
-  const b = JSON.parse(plain.line) as { wallS: number; requests: number; samples: number; cpuSeconds: number; peakRssMiB: number };
-  let after = await serverStats(baseURL);
-  rows.push({ name: '(b) plain async driver', wallS: b.wallS, requests: b.requests, samples: b.samples, cpuS: b.cpuSeconds, peakRssMiB: b.peakRssMiB, serverCpuS: after.cpuSeconds - before.cpuSeconds, objects: 0, bytes: 0, sampleObjects: 0 });
+  for (let rep = 0; rep < repeat; rep++) {
+    const runId = baseRunId + rep;
+    // (b) The plain async driver.
+    log(`(b) plain driver: ${N} × ${M} × ${K}`);
+    let before = await serverStats(baseURL);
+    const plain = await spawnEntry('bench/plain-driver.ts', ['--base-url', baseURL, '--problems', problemsFile, '--solutions', String(M), '--verifications', String(K), '--seed', String(runId)], {}, '"wallS"', true);
+    const b = JSON.parse(plain.line) as { wallS: number; requests: number; samples: number; cpuSeconds: number; peakRssMiB: number };
+    let after = await serverStats(baseURL);
+    rows.push({ name: '(b) plain async driver', wallS: b.wallS, requests: b.requests, samples: b.samples, cpuS: b.cpuSeconds, peakRssMiB: b.peakRssMiB, serverCpuS: after.cpuSeconds - before.cpuSeconds, objects: 0, bytes: 0, sampleObjects: 0 });
 
-  // (a) synthesizeLabels through Temporal, with 1, 2, … worker processes.
-  for (const count of workerCounts) {
-    const bucket = `bench-stage1-${runId}-w${count}`;
-    const store = new ObjectStore({ ...s3Config, bucket });
-    await store.ensureBucket();
-    const dataset = await store.put('datasets/problems.jsonl', problems, 'application/x-ndjson');
-    const taskQueue = `bench-stage1-${runId}-w${count}`;
-    const env = { ...localStackEnv(), SPARK_S3_BUCKET: bucket, SPARK_TASK_QUEUE: taskQueue, SPARK_WORKFLOW_BUNDLE: bundlePath };
-    const workers = await Promise.all(Array.from({ length: count }, () => spawnEntry('src/workers/main.ts', [], env, '"worker-ready"', true)));
-    const pids = workers.map((w) => w.child.pid!);
-    const cpuBefore = pids.map(cpuSeconds);
-    const temporalBefore = stackCpu('temporal');
-    const s3Before = stackCpu('s3');
-    await fetch(baseURL.replace(/\/v1$/, '/reset'), { method: 'POST' });
-    before = await serverStats(baseURL);
-    const runName = `bench-stage1-${runId}-w${count}`;
-    const workflowId = `spark/${runName}/synthesize-labels`;
-    log(`(a) synthesizeLabels with ${count} worker process(es): ${workflowId}`);
-    const started = Date.now();
-    const result = await client.workflow.execute(synthesizeLabels, {
-      taskQueue,
-      workflowId,
-      args: [{
-        runName,
-        dataset: { uri: dataset.uri },
-        generator: { endpoint: { baseURL }, model: 'gen', sampling: { temperature: 1 } },
-        verifier: { endpoint: { baseURL }, model: 'ver' },
-        solutionsPerProblem: M,
-        verificationsPerSolution: K,
-        seed: runId,
-        ...(args.shards ? { shards: JSON.parse(args.shards) as never } : {}),
-      }],
-    });
-    const wallS = (Date.now() - started) / 1000;
-    after = await serverStats(baseURL);
-    const cpuS = pids.reduce((s, pid, i) => s + cpuSeconds(pid) - cpuBefore[i]!, 0);
-    const temporalCpuS = stackCpu('temporal') - temporalBefore;
-    const s3CpuS = stackCpu('s3') - s3Before;
-    const peak = Math.max(...pids.map(peakRssMiB));
-    const shards = Math.ceil(N / 100);
-    const events: number[] = [];
-    for (let s = 0; s < shards; s++) events.push((await client.workflow.getHandle(`${workflowId}/shard-${shardName(s)}`).describe()).historyLength ?? 0);
-    const contents = await bucketContents(s3, bucket);
-    rows.push({
-      name: `(a) synthesizeLabels, ${count} worker${count > 1 ? 's' : ''}`,
-      wallS,
-      requests: after.requests - before.requests,
-      samples: after.samples - before.samples,
-      ...contents,
-      cpuS,
-      peakRssMiB: peak,
-      temporalCpuS,
-      s3CpuS,
-      serverCpuS: after.cpuSeconds - before.cpuSeconds,
-      historyEvents: { max: Math.max(...events), mean: events.reduce((x, y) => x + y, 0) / events.length },
-    });
-    log(`(a) ${count} worker(s): ${wallS.toFixed(1)} s, server peak concurrency ${after.peak}`);
-    if (result.counts.callsMade !== after.requests - before.requests) log(`note: the run counted ${result.counts.callsMade} calls, the server ${after.requests - before.requests}`);
-    await Promise.all(workers.map((w) => new Promise((resolve) => {
-      w.child.once('exit', resolve);
-      w.child.kill('SIGTERM');
-    })));
-    store.destroy();
+    // (a) synthesizeLabels through Temporal, with 1, 2, … worker processes.
+    for (const count of workerCounts) {
+      const bucket = `bench-stage1-${runId}-w${count}`;
+      const store = new ObjectStore({ ...s3Config, bucket });
+      await store.ensureBucket();
+      const dataset = await store.put('datasets/problems.jsonl', problems, 'application/x-ndjson');
+      const taskQueue = `bench-stage1-${runId}-w${count}`;
+      const env = { ...localStackEnv(), SPARK_S3_BUCKET: bucket, SPARK_TASK_QUEUE: taskQueue, SPARK_WORKFLOW_BUNDLE: bundlePath };
+      const workers = await Promise.all(Array.from({ length: count }, () => spawnEntry('src/workers/main.ts', [], env, '"worker-ready"', true)));
+      const pids = workers.map((w) => w.child.pid!);
+      const cpuBefore = pids.map(cpuSeconds);
+      const temporalBefore = stackCpu('temporal');
+      const s3Before = stackCpu('s3');
+      await fetch(baseURL.replace(/\/v1$/, '/reset'), { method: 'POST' });
+      before = await serverStats(baseURL);
+      const runName = `bench-stage1-${runId}-w${count}`;
+      const workflowId = `spark/${runName}/synthesize-labels`;
+      log(`(a) synthesizeLabels with ${count} worker process(es): ${workflowId}`);
+      const started = Date.now();
+      const result = await client.workflow.execute(synthesizeLabels, {
+        taskQueue,
+        workflowId,
+        args: [{
+          runName,
+          dataset: { uri: dataset.uri },
+          generator: { endpoint: { baseURL }, model: 'gen', sampling: { temperature: 1 } },
+          verifier: { endpoint: { baseURL }, model: 'ver' },
+          solutionsPerProblem: M,
+          verificationsPerSolution: K,
+          seed: runId,
+          ...(args.shards ? { shards: JSON.parse(args.shards) as never } : {}),
+        }],
+      });
+      const wallS = (Date.now() - started) / 1000;
+      after = await serverStats(baseURL);
+      const cpuS = pids.reduce((s, pid, i) => s + cpuSeconds(pid) - cpuBefore[i]!, 0);
+      const temporalCpuS = stackCpu('temporal') - temporalBefore;
+      const s3CpuS = stackCpu('s3') - s3Before;
+      const peak = Math.max(...pids.map(peakRssMiB));
+      const shards = Math.ceil(N / 100);
+      const events: number[] = [];
+      for (let s = 0; s < shards; s++) events.push((await client.workflow.getHandle(`${workflowId}/shard-${shardName(s)}`).describe()).historyLength ?? 0);
+      const contents = await bucketContents(s3, bucket);
+      rows.push({
+        name: `(a) synthesizeLabels, ${count} worker${count > 1 ? 's' : ''}`,
+        wallS,
+        requests: after.requests - before.requests,
+        samples: after.samples - before.samples,
+        ...contents,
+        cpuS,
+        peakRssMiB: peak,
+        temporalCpuS,
+        s3CpuS,
+        serverCpuS: after.cpuSeconds - before.cpuSeconds,
+        historyEvents: { max: Math.max(...events), mean: events.reduce((x, y) => x + y, 0) / events.length },
+      });
+      log(`(a) ${count} worker(s): ${wallS.toFixed(1)} s, server peak concurrency ${after.peak}`);
+      if (result.counts.callsMade !== after.requests - before.requests) log(`note: the run counted ${result.counts.callsMade} calls, the server ${after.requests - before.requests}`);
+      await Promise.all(workers.map((w) => new Promise((resolve) => {
+        w.child.once('exit', resolve);
+        w.child.kill('SIGTERM');
+      })));
+      store.destroy();
+    }
   }
 } finally {
   server.child.kill('SIGTERM');
@@ -235,6 +241,11 @@ try {
   s3.destroy();
 }
 
+// Each row's median run (by wall time) across the repetitions.
+const byName = new Map<string, Row[]>();
+for (const r of rows) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+const medians = [...byName.values()].map((runs) => [...runs].sort((x, y) => x.wallS - y.wallS)[Math.floor((runs.length - 1) / 2)]!);
+rows.splice(0, rows.length, ...medians);
 const plainRow = rows.find((r) => r.name.startsWith('(b)'))!;
 const capacityRow = rows.find((r) => r.name.startsWith('(c)'))!;
 const perK = (v: number | undefined) => (v === undefined ? '' : (v * 1000) / N);
@@ -259,7 +270,8 @@ const table = rows.map((r) => [
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-console.log(`\nstage 1: ${N} problems × ${M} solutions × ${K} verifications; load server ${latencyMs} ms, ${slots} slots`);
+console.log(`\nstage 1: ${N} problems × ${M} solutions × ${K} verifications; load server ${latencyMs} ms, ${slots} slots${repeat > 1 ? `; median of ${repeat} runs each` : ''}`);
+if (repeat > 1) for (const [name, runs] of byName) if (runs.length > 1) console.log(`  ${name}: wall ${runs.map((r) => r.wallS.toFixed(1)).join(', ')} s`);
 console.log(line(header));
 console.log(`|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
 for (const row of table) console.log(line(row));

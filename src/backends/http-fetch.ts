@@ -15,7 +15,7 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
     'https:': new HttpsAgent({ keepAlive: true, maxSockets: options.maxSockets ?? 512 }),
   };
   return ((input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
-    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    const url = parseUrl(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const protocol = url.protocol === 'https:' ? 'https:' : 'http:';
     const send = protocol === 'https:' ? httpsRequest : httpRequest;
     const headers: Record<string, string> = {};
@@ -25,11 +25,11 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
       return Promise.reject(new TypeError('this fetch sends string or byte bodies only'));
     }
     return new Promise<Response>((resolve, reject) => {
-      const req = send(url, { method: init.method ?? 'GET', headers, agent: agents[protocol], signal: init.signal ?? undefined }, (res) => {
+      const req = send(url.href, { method: init.method ?? 'GET', headers, agent: agents[protocol], signal: init.signal ?? undefined }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
-        res.on('end', () => resolve(bufferedResponse(url.href, res.statusCode ?? 0, res.statusMessage ?? '', responseHeaders(res.headers), Buffer.concat(chunks))));
+        res.on('end', () => resolve(bufferedResponse(url.href, res.statusCode ?? 0, res.statusMessage ?? '', new ResponseHeaders(res.headers), Buffer.concat(chunks))));
       });
       req.on('error', reject);
       req.end(body ?? undefined);
@@ -42,7 +42,7 @@ export function createHttpFetch(options: { maxSockets?: number } = {}): typeof f
  * body already in memory. A WHATWG `Response` would wrap the same bytes in a stream only to
  * read them back; `body` is null, as for a response whose stream was consumed.
  */
-function bufferedResponse(url: string, status: number, statusText: string, headers: Headers, bytes: Buffer): Response {
+function bufferedResponse(url: string, status: number, statusText: string, headers: ResponseHeaders, bytes: Buffer): Response {
   let used = false;
   const text = async (): Promise<string> => {
     if (used) throw new TypeError('Body is unusable: Body has already been read');
@@ -66,11 +66,51 @@ function bufferedResponse(url: string, status: number, statusText: string, heade
   } as unknown as Response;
 }
 
-function responseHeaders(raw: IncomingHttpHeaders): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(raw)) {
-    if (typeof value === 'string') headers.set(name, value);
-    else if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+/** The few URLs a client calls, parsed once each. */
+const parsedUrls = new Map<string, URL>();
+function parseUrl(href: string): URL {
+  let url = parsedUrls.get(href);
+  if (!url) {
+    url = new URL(href);
+    if (parsedUrls.size > 256) parsedUrls.clear();
+    parsedUrls.set(href, url);
   }
-  return headers;
+  return url;
+}
+
+/**
+ * The read side of `Headers` over node's already lower-cased response headers, built only
+ * when a header is asked for (the client asks for two or three per response).
+ */
+class ResponseHeaders {
+  constructor(private readonly raw: IncomingHttpHeaders) {}
+
+  get(name: string): string | null {
+    const value = this.raw[name.toLowerCase()];
+    return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+  }
+
+  has(name: string): boolean {
+    return this.raw[name.toLowerCase()] !== undefined;
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const name of Object.keys(this.raw).sort()) yield [name, this.get(name)!];
+  }
+
+  *keys(): IterableIterator<string> {
+    for (const [name] of this.entries()) yield name;
+  }
+
+  *values(): IterableIterator<string> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  forEach(fn: (value: string, name: string) => void): void {
+    for (const [name, value] of this.entries()) fn(value, name);
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries();
+  }
 }
