@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { REQUEST_PREFIX } from '../src/activities/chat-cache.js';
 import { ObjectStore, s3ConfigFromEnv } from '../src/backends/s3-store.js';
 import { generateProblems } from '../src/domain/arith.js';
@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2' },
     /** Runs (b) and each (a) this many times, alternating, and reports each one's median run (by wall time). */
     repeat: { type: 'string', default: '1' },
+    /** Keep each (a) run's bucket (default: emptied and removed once counted). */
+    'keep-buckets': { type: 'boolean', default: false },
     /** Overrides of `shards` (size, concurrency, problemsInFlight) as JSON; default the workflow's defaults. */
     shards: { type: 'string' },
     /** Write V8 CPU profiles of the drivers (plain driver, worker processes) into this folder. */
@@ -129,6 +131,17 @@ async function bucketContents(s3: S3Client, bucket: string): Promise<{ objects: 
     token = out.IsTruncated ? out.NextContinuationToken : undefined;
   } while (token);
   return { objects, bytes, sampleObjects };
+}
+
+/** Empties and removes a bucket, a thousand keys per request. */
+async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
+  for (;;) {
+    const out = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1000 }));
+    const keys = (out.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+    if (keys.length === 0) break;
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
 
 const stack = await stackUp(log);
@@ -233,6 +246,7 @@ try {
         w.child.kill('SIGTERM');
       })));
       store.destroy();
+      if (!args['keep-buckets']) await removeBucket(s3, bucket).catch((err: unknown) => log(`could not remove ${bucket}: ${(err as Error).message}`));
     }
   }
 } finally {
