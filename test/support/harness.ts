@@ -92,22 +92,51 @@ export interface KillableProcess {
   kill(): Promise<void>;
 }
 
-/** Runs a TypeScript entry point of the repo as its own process; ready once a stdout line contains `readyMarker`. */
-function spawnKillable(entry: string, args: string[], env: Record<string, string>, readyMarker: string): KillableProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, entry), ...args], {
+/** How {@link spawnKillableCommand} knows its process is ready, and what it hears from it. */
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  /** Ready once a stdout line contains this... */
+  readyMarker?: string;
+  /** ...or once this resolves true (polled every 200 ms), for servers that print no ready line. */
+  readyWhen?: () => Promise<boolean>;
+  /** Every stderr line, e.g. to follow a server's log. */
+  onStderrLine?: (line: string) => void;
+}
+
+/** Runs `command` as its own process with this suite's stack in its environment; killable with SIGKILL. */
+export function spawnKillableCommand(command: string, args: string[], opts: SpawnOptions): KillableProcess {
+  const child = spawn(command, args, {
     cwd: repoRoot,
-    env: { ...process.env, ...stackEnv(), ...env },
+    env: { ...process.env, ...stackEnv(), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    stderr = `${stderr}${line}\n`.slice(-4000);
+    opts.onStderrLine?.(line);
   });
+  let exited = false;
   const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.includes(readyMarker)) resolve();
+    const { readyMarker, readyWhen } = opts;
+    if (readyMarker !== undefined) {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line.includes(readyMarker)) resolve();
+      });
+    } else {
+      child.stdout!.resume();
+    }
+    if (readyWhen) {
+      const poll = async (): Promise<void> => {
+        if (exited) return;
+        if (await readyWhen().catch(() => false)) return resolve();
+        setTimeout(() => void poll(), 200);
+      };
+      void poll();
+    }
+    child.once('exit', (code) => {
+      exited = true;
+      reject(new Error(`${[command, ...args].join(' ')} exited with ${code} before it was ready: ${stderr}`));
     });
-    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code} before it was ready: ${stderr}`)));
   });
   return {
     child,
@@ -119,6 +148,11 @@ function spawnKillable(entry: string, args: string[], env: Record<string, string
         child.kill('SIGKILL');
       }),
   };
+}
+
+/** Runs a TypeScript entry point of the repo as its own process; ready once a stdout line contains `readyMarker`. */
+function spawnKillable(entry: string, args: string[], env: Record<string, string>, readyMarker: string): KillableProcess {
+  return spawnKillableCommand(process.execPath, ['--import', 'tsx', join(repoRoot, entry), ...args], { env, readyMarker });
 }
 
 export type WorkerProcess = KillableProcess;

@@ -1,0 +1,175 @@
+/**
+ * The reference trainer for real models (`trainer/`, Python) as the workflow tests use it: the
+ * trainer server in its own process so a test can SIGKILL it, the development model server the
+ * trainer publishes to, and the tiny random-weight model both serve, built once per vitest run.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { inject } from 'vitest';
+import type { KillableProcess } from './harness.js';
+import { spawnKillableCommand } from './harness.js';
+import { freePort, repoRoot } from './paths.js';
+
+const python = join(repoRoot, 'trainer/.venv/bin/python');
+
+/** The name both servers give the tiny model (`--model tiny=DIR`). */
+export const TINY = 'tiny';
+
+/**
+ * One intra-op thread per process: the suite shares two cores, where torch's default thread pool
+ * makes generation many times slower, and a fixed thread count keeps CPU results bitwise stable.
+ */
+const TORCH_ENV = { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' };
+
+/**
+ * The constant lead of the end-of-turn token's logit over the rest, in units of the tied
+ * embeddings' first column (see {@link teachToEndTurns}): about one sampled token in nine ends the
+ * turn, so a sample at temperature 1 is a few words long and practically never reaches 64 tokens.
+ */
+const END_OF_TURN_LEAD = 1.5;
+const CONSTANT_COLUMN = 10;
+
+let tinyModel: Promise<string> | undefined;
+
+/**
+ * `make-tiny-model` once per vitest run, into the suite's data folder (removed at teardown).
+ *
+ * A random-weight model almost never samples its end-of-turn token (about 1 in 2,000 per token),
+ * so every answer would run into `max_tokens`, and the control plane asks truncated samples again
+ * rather than keep them. The model is therefore made to end its turns: {@link teachToEndTurns}.
+ */
+export function tinyModelDir(): Promise<string> {
+  tinyModel ??= (async () => {
+    const dir = join(inject('dataDir'), 'tiny-model');
+    if (existsSync(join(dir, 'config.json'))) return dir;
+    const building = `${dir}.${process.pid}`;
+    // The tokenizer is trained on GSM8K when the shared datasets are there (a few seconds more).
+    await promisify(execFile)(python, ['-m', 'spark_trainer', 'make-tiny-model', building, '--seed', '0'], { cwd: repoRoot, env: { ...process.env, ...TORCH_ENV } });
+    const config = JSON.parse(readFileSync(join(building, 'config.json'), 'utf8')) as { eos_token_id: number; tie_word_embeddings: boolean };
+    if (!config.tie_word_embeddings) throw new Error('the tiny model no longer ties its embeddings: teachToEndTurns needs another way to lift the end-of-turn logit');
+    teachToEndTurns(join(building, 'model.safetensors'), config.eos_token_id);
+    renameSync(building, dir);
+    return dir;
+  })();
+  return tinyModel;
+}
+
+/**
+ * Edits the tied embedding matrix in place (safetensors: an 8-byte header length, a JSON header,
+ * then raw little-endian tensors): column 0 becomes a constant for every token, so the residual
+ * stream carries a large constant component that dominates the final RMSNorm, and the end-of-turn
+ * row gets {@link END_OF_TURN_LEAD} more in that column, which after the norm is a logit lead of
+ * about 6 whatever the context. Everything else stays random.
+ */
+function teachToEndTurns(file: string, endOfTurn: number): void {
+  const bytes = readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const name = Object.keys(header).find((k) => k.endsWith('embed_tokens.weight'));
+  const tensor = name ? header[name]! : undefined;
+  if (!tensor || tensor.dtype !== 'F32' || tensor.shape.length !== 2) throw new Error(`${file}: no F32 embed_tokens.weight matrix`);
+  const [rows, cols] = tensor.shape as [number, number];
+  const start = 8 + headerLength + tensor.data_offsets[0];
+  for (let r = 0; r < rows; r++) bytes.writeFloatLE(CONSTANT_COLUMN + (r === endOfTurn ? END_OF_TURN_LEAD : 0), start + r * cols * 4);
+  writeFileSync(file, bytes);
+}
+
+/** A step the trainer applied, as its log says (`session S: step N in …`), with the process that applied it. */
+export interface AppliedStep {
+  session: string;
+  step: number;
+  pid: number;
+}
+
+const STEP_LINE = /session (\S+): step (\d+) in /;
+
+/**
+ * The Python trainer (`python -m spark_trainer serve`) on a fixed port, restartable after a
+ * SIGKILL on the same port, and the development model server (`serve-model`) it publishes to.
+ */
+export class PythonTrainerStack {
+  private readonly applied: AppliedStep[] = [];
+
+  private constructor(
+    private trainer: KillableProcess,
+    private readonly modelServer: KillableProcess,
+    private readonly trainerPort: number,
+    private readonly modelPort: number,
+    private readonly modelDir: string,
+    private readonly publishDir: string,
+  ) {}
+
+  static async start(): Promise<PythonTrainerStack> {
+    const modelDir = await tinyModelDir();
+    const [trainerPort, modelPort] = [await freePort(), await freePort()];
+    const publishDir = mkdtempSync(join(tmpdir(), 'spark-publish-'));
+    const modelServer = spawnKillableCommand(python, ['-m', 'spark_trainer', 'serve-model', '--port', String(modelPort), '--model', `${TINY}=${modelDir}`, '--device', 'cpu'], {
+      env: TORCH_ENV,
+      // It prints no ready line: it is ready when it answers.
+      readyWhen: async () => (await fetch(`http://127.0.0.1:${modelPort}/health`)).ok,
+    });
+    const stack = new PythonTrainerStack(undefined as unknown as KillableProcess, modelServer, trainerPort, modelPort, modelDir, publishDir);
+    stack.trainer = stack.spawnTrainer();
+    try {
+      await Promise.all([stack.trainer.ready, modelServer.ready]);
+    } catch (err) {
+      await stack.close();
+      throw err;
+    }
+    return stack;
+  }
+
+  private spawnTrainer(): KillableProcess {
+    const args = ['-m', 'spark_trainer', 'serve', '--port', String(this.trainerPort), '--model', `${TINY}=${this.modelDir}`, '--publish-dir', this.publishDir, '--device', 'cpu'];
+    const proc: KillableProcess = spawnKillableCommand(python, args, {
+      env: TORCH_ENV,
+      readyMarker: '"trainer-ready"',
+      onStderrLine: (line) => {
+        const m = STEP_LINE.exec(line);
+        if (m) this.applied.push({ session: m[1]!, step: Number(m[2]), pid: proc.child.pid! });
+      },
+    });
+    return proc;
+  }
+
+  /** The trainer's base URL (the same across restarts). */
+  get trainerURL(): string {
+    return `http://127.0.0.1:${this.trainerPort}`;
+  }
+
+  /** The model server's OpenAI base URL, with /v1, as inference endpoints and publish requests name it. */
+  get inferenceURL(): string {
+    return `http://127.0.0.1:${this.modelPort}/v1`;
+  }
+
+  /** The trainer process now serving. */
+  get trainerPid(): number {
+    return this.trainer.child.pid!;
+  }
+
+  /** Train steps applied by any trainer process so far, of sessions whose ID contains `runName`. */
+  appliedSteps(runName: string): AppliedStep[] {
+    return this.applied.filter((s) => s.session.includes(runName));
+  }
+
+  /** The models the development model server serves now (the base and every loaded adapter). */
+  async servedModels(): Promise<string[]> {
+    const listing = (await (await fetch(`${this.inferenceURL}/models`)).json()) as { data: { id: string }[] };
+    return listing.data.map((m) => m.id);
+  }
+
+  /** SIGKILLs the trainer (every session and the step in flight are lost) and starts an empty one on the same port. */
+  async restartTrainer(): Promise<void> {
+    await this.trainer.kill();
+    this.trainer = this.spawnTrainer();
+    await this.trainer.ready;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.trainer?.kill(), this.modelServer.kill()]);
+    rmSync(this.publishDir, { recursive: true, force: true });
+  }
+}
