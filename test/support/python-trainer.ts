@@ -84,7 +84,15 @@ export interface AppliedStep {
   pid: number;
 }
 
+/** A session the trainer created, as its log says, and the checkpoint it resumed from (null: fresh weights). */
+export interface CreatedSession {
+  session: string;
+  resumedFrom: string | null;
+  pid: number;
+}
+
 const STEP_LINE = /session (\S+): step (\d+) in /;
+const CREATED_LINE = /session (\S+): created on \S+ \(resumed from (\S+)\)/;
 
 /**
  * The Python trainer (`python -m spark_trainer serve`) on a fixed port, restartable after a
@@ -92,6 +100,7 @@ const STEP_LINE = /session (\S+): step (\d+) in /;
  */
 export class PythonTrainerStack {
   private readonly applied: AppliedStep[] = [];
+  private readonly created: CreatedSession[] = [];
 
   private constructor(
     private trainer: KillableProcess,
@@ -128,8 +137,10 @@ export class PythonTrainerStack {
       env: TORCH_ENV,
       readyMarker: '"trainer-ready"',
       onStderrLine: (line) => {
-        const m = STEP_LINE.exec(line);
-        if (m) this.applied.push({ session: m[1]!, step: Number(m[2]), pid: proc.child.pid! });
+        const step = STEP_LINE.exec(line);
+        if (step) this.applied.push({ session: step[1]!, step: Number(step[2]), pid: proc.child.pid! });
+        const created = CREATED_LINE.exec(line);
+        if (created) this.created.push({ session: created[1]!, resumedFrom: created[2] === 'None' ? null : created[2]!, pid: proc.child.pid! });
       },
     });
     return proc;
@@ -153,6 +164,11 @@ export class PythonTrainerStack {
   /** Train steps applied by any trainer process so far, of sessions whose ID contains `runName`. */
   appliedSteps(runName: string): AppliedStep[] {
     return this.applied.filter((s) => s.session.includes(runName));
+  }
+
+  /** Sessions created by any trainer process so far whose ID contains `runName`. */
+  createdSessions(runName: string): CreatedSession[] {
+    return this.created.filter((s) => s.session.includes(runName));
   }
 
   /** The models the development model server serves now (the base and every loaded adapter). */

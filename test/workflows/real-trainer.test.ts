@@ -176,7 +176,8 @@ describe.each(CASES)('$name on the Python trainer', ({ name, folder, run }) => {
     expect(metrics.map((m) => [m.step, m.servedModel])).toEqual([[0, TINY], [1, policy(1)], [2, policy(2)], [3, policy(3)]]);
     // Garbage passes no format gate: every rollout is rejected and rewarded 0.
     for (const m of metrics) expect(m).toMatchObject({ prompts: 2, rollouts: 4, gateRejections: 4, rewardMean: 0, accuracy: 0 });
-    expect(metrics.every((m) => Number.isFinite(m.loss) && m.meanResponseChars > 0)).toBe(true);
+    expect(metrics.every((m) => Number.isFinite(m.loss))).toBe(true);
+    expect(metrics.some((m) => m.meanResponseChars > 0)).toBe(true);
     if (name === 'coEvolve') {
       // Without a readable answer nothing is recycled: coEvolve on garbage is plain RLVR.
       expect(result.trainerSteps).toBe(4);
@@ -208,6 +209,10 @@ describe.each(CASES)('$name on the Python trainer', ({ name, folder, run }) => {
       const after = stack.appliedSteps(runName).filter((s) => s.pid !== killedPid).map((s) => s.step);
       expect(after.length).toBeGreaterThan(0);
       expect(Math.min(...after)).toBeGreaterThanOrEqual(Math.max(...before));
+      // The new process recreated the session from the run's own last checkpoint before the kill.
+      const resumed = stack.createdSessions(runName).filter((s) => s.pid !== killedPid);
+      expect(resumed).toHaveLength(1);
+      expect(resumed[0]!.resumedFrom).toMatch(new RegExp(`/${runName}/${folder}/.*/step-${String(Math.min(...after) - 1).padStart(6, '0')}$`));
       return out;
     });
     expect(result).toMatchObject({ steps: 4, stopped: false, checkpoint: expect.stringMatching(/\/step-000003$/) as unknown as string });
