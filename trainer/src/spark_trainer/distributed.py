@@ -71,7 +71,8 @@ def all_reduce(ctx: DistContext, values: list[float], op: str = "sum") -> list[f
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The RNG seed of one step on one rank (dropout): a function of (seed, step, rank) only,
-    so a resumed session draws exactly what an uninterrupted one would."""
+    so a resumed session draws exactly what an uninterrupted one would. (With dropout, N ranks
+    draw other masks than one rank does: their results agree only without dropout.)"""
     digest = hashlib.sha256(f"spark-trainer:{seed}:{step}:{rank}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 

@@ -4,6 +4,11 @@ Each train step is one forward-backward over the batch (this rank's slice, cut i
 micro-batches by token budget, gradients accumulated) and one optimiser step. The loss of every
 micro-batch is divided by the global loss-token count, all-reduced before the first forward, so
 the step does not depend on how the batch is cut or on how many ranks share it.
+
+The KL reference is the base model: for LoRA the same model inside peft's `disable_adapter()`
+(no second copy), for a full fine-tune a frozen copy (twice the weights' memory). On GPU a LoRA
+base is bf16 and its adapter fp32 (peft's default); a full fine-tune keeps fp32 weights and
+optimiser state and computes in bf16 under autocast, its reference copy in bf16.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +106,12 @@ class Engine:
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eot_id
 
-        model = load_model(model_dir, ctx.device)
+        # A full fine-tune keeps fp32 master weights (bf16 cannot hold updates of 1e-6 relative
+        # size) and computes in bf16 under autocast on GPU; LoRA trains fp32 adapters on bf16 bases.
+        on_gpu = ctx.device.type == "cuda"
+        model = load_model(model_dir, ctx.device, torch.float32 if not self.lora else None)
         model.config.use_cache = False
+        self.compute_dtype = torch.bfloat16 if on_gpu else None
         self.reference: torch.nn.Module | None = None
         # The adapter's random init is seeded alike on every rank, apart from the step stream.
         devices = [ctx.device] if ctx.device.type == "cuda" else []
@@ -112,7 +122,8 @@ class Engine:
                 # The name the control plane knows the base by; a local path means nothing elsewhere.
                 model.peft_config["default"].base_model_name_or_path = config.baseModel
             else:
-                self.reference = copy.deepcopy(model).requires_grad_(False).eval()
+                reference = copy.deepcopy(model).requires_grad_(False).eval()
+                self.reference = reference.to(torch.bfloat16) if on_gpu else reference
         if resume is not None and ctx.leader:
             self._load_weights(model, resume[0])
         broadcast_parameters(model, ctx)
@@ -132,6 +143,10 @@ class Engine:
     def train_step(
         self, step: int, examples: Sequence[SftExample | GrpoExample], loss: Loss, learning_rate: float | None
     ) -> dict[str, float]:
+        """One forward-backward and one optimiser step. Metrics: `loss` (token-mean over the
+        batch), `tokens` (loss tokens: completions plus their end-of-turn tokens), `examples`,
+        `learningRate` (the rate used), `gradNorm` (before clipping); GRPO adds the token-means
+        `kl` (the chosen estimator), `entropy` and `clipFraction`."""
         ctx = self.ctx
         torch.manual_seed(step_seed(self.config.seed, step, ctx.rank))  # dropout, exact on resume
         mine = [self._encode(examples[i], loss) for i in rank_slice(len(examples), ctx.rank, ctx.world)]
@@ -243,19 +258,26 @@ class Engine:
         sums = {k: float(parts[k].detach().sum().item()) for k in ("kl", "entropy", "clipped")}
         return total, {"loss": total.item(), **sums}
 
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.compute_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.compute_dtype)
+
     def _policy_logits(self, batch: MicroBatch) -> torch.Tensor:
         """[B, T-1, V]: position t predicts target t."""
-        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        with self._autocast():
+            out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        return out.logits[:, :-1]
 
     def _reference_logits(self, batch: MicroBatch) -> torch.Tensor:
         """The base model's logits: the same model with the adapter off (LoRA), else the frozen copy."""
+        inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
         if self.reference is not None:
-            return self.reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[
-                :, :-1
-            ]
+            with self._autocast():
+                return self.reference(**inputs).logits[:, :-1]
         peft_model = unwrap(self.model)
-        with peft_model.disable_adapter():  # type: ignore[operator]
-            return peft_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+        with peft_model.disable_adapter(), self._autocast():  # type: ignore[operator]
+            return peft_model(**inputs).logits[:, :-1]
 
     def _clip_gradients(self) -> float:
         """The gradients' global L2 norm before clipping; clips to `maxGradNorm` when set."""
