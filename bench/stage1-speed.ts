@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2' },
     /** Runs (b) and each (a) this many times, alternating, and reports each one's median run (by wall time). */
     repeat: { type: 'string', default: '1' },
+    /** Extra node flags for the worker processes, e.g. "--max-semi-space-size=32". */
+    'worker-node-args': { type: 'string', default: '' },
     /** Keep each (a) run's bucket (default: emptied and removed once counted). */
     'keep-buckets': { type: 'boolean', default: false },
     /** Overrides of `shards` (size, concurrency, problemsInFlight) as JSON; default the workflow's defaults. */
@@ -76,9 +78,9 @@ interface Row {
 }
 
 /** Runs a TypeScript entry of the repo as its own process; resolves with it once a stdout line contains `marker`. */
-function spawnEntry(entry: string, argv: string[], env: Record<string, string>, marker: string, profile = false): Promise<{ child: ChildProcess; line: string }> {
+function spawnEntry(entry: string, argv: string[], env: Record<string, string>, marker: string, profile = false, nodeArgs: string[] = []): Promise<{ child: ChildProcess; line: string }> {
   const profiling = profile && args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
-  const child = spawn(process.execPath, [...profiling, '--import', 'tsx', join(repoRoot, entry), ...argv], {
+  const child = spawn(process.execPath, [...profiling, ...nodeArgs, '--import', 'tsx', join(repoRoot, entry), ...argv], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -191,7 +193,7 @@ try {
       const dataset = await store.put('datasets/problems.jsonl', problems, 'application/x-ndjson');
       const taskQueue = `bench-stage1-${runId}-w${count}`;
       const env = { ...localStackEnv(), SPARK_S3_BUCKET: bucket, SPARK_TASK_QUEUE: taskQueue, SPARK_WORKFLOW_BUNDLE: bundlePath };
-      const workers = await Promise.all(Array.from({ length: count }, () => spawnEntry('src/workers/main.ts', [], env, '"worker-ready"', true)));
+      const workers = await Promise.all(Array.from({ length: count }, () => spawnEntry('src/workers/main.ts', [], env, '"worker-ready"', true, args['worker-node-args'].split(' ').filter(Boolean))));
       const pids = workers.map((w) => w.child.pid!);
       const cpuBefore = pids.map(cpuSeconds);
       const temporalBefore = stackCpu('temporal');

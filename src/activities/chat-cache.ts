@@ -337,7 +337,7 @@ async function drawRun(state: CallState, key: string, start: number, end: number
     samples,
     truncations: truncations + (cut > 0 ? 1 : 0),
   };
-  await store.put(key, JSON.stringify(next), 'application/json', { sha256: false });
+  await store.put(key, JSON.stringify(next), 'application/json', { bare: true });
   state.stored.set(key, { start, n });
   state.docs.set(key, Promise.resolve(next));
   for (let i = 0; i < added; i++) req.onSample?.();

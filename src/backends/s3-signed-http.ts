@@ -42,7 +42,8 @@ export class SignedS3Http {
     this.base = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
     this.pathStyle = target.forcePathStyle;
     const https = this.base.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 256 }) : new HttpAgent({ keepAlive: true, maxSockets: 256 });
+    // Enough sockets for a worker's writes as its model requests finish; more only cost the server.
+    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
     this.send = https ? httpsRequest : httpRequest;
   }
 

@@ -127,21 +127,25 @@ export class ObjectStore {
   /**
    * Writes an object and returns its reference. The body is hashed once: the hash is the
    * reference's `sha256`, the object's `sha256` metadata and (on the signed path) the payload
-   * hash S3 checks the bytes against. `sha256: false` skips it on the SDK path (the reference
-   * then has an empty sha256), for content-addressed objects whose key already names them.
+   * hash S3 checks the bytes against. `bare: true` stores neither metadata nor a content type
+   * (on the SDK path it also skips the hash; the reference's sha256 is then empty): for the
+   * sample store's many small content-addressed objects, whose keys already name them and
+   * whose readers check their shape, as each metadata item is more work per object on some
+   * S3 servers (a file each on versitygw).
    */
-  async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream', options: { sha256?: boolean } = {}): Promise<ObjectRef> {
+  async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream', options: { bare?: boolean } = {}): Promise<ObjectRef> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
     if (this.signed) {
       const sha256 = sha256Hex(bytes);
-      const answer = await this.signed.put(key, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), sha256, { 'content-type': contentType, 'x-amz-meta-sha256': sha256 });
+      const headers: Record<string, string> = options.bare ? {} : { 'content-type': contentType, 'x-amz-meta-sha256': sha256 };
+      const answer = await this.signed.put(key, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), sha256, headers);
       if (answer.status !== 200) throw answerError('PUT', answer, this.uri(key));
       return { uri: this.uri(key), sha256, bytes: bytes.length };
     }
-    const sha256 = options.sha256 === false ? '' : sha256Hex(bytes);
+    const sha256 = options.bare ? '' : sha256Hex(bytes);
     await this.send(key, () =>
       this.s3.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, ...(sha256 ? { Metadata: { sha256 } } : {}) }),
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ...(options.bare ? {} : { ContentType: contentType, Metadata: { sha256 } }) }),
       ),
     );
     return { uri: this.uri(key), sha256, bytes: bytes.length };
