@@ -174,7 +174,7 @@ class Registry:
             do_sample=not greedy,
             temperature=None if greedy else temperature,
             top_p=None if greedy else (request.top_p or 1.0),
-            top_k=None,
+            top_k=0,  # no top-k, as vLLM by default (None would fill in transformers' 50)
             num_return_sequences=request.n,
             eos_token_id=stop_ids,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0],
