@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -162,33 +162,41 @@ def test_a_restart_mid_run_ends_with_the_weights_of_a_run_without_one(
     assert t.post("/v1/sessions/resumed/publish", body).json() == published.json()
 
 
+def _cli(argv: list[str], env: dict[str, str], stdout: int) -> None:
+    """The CLI's `main` in a forked child, its stdout on a pipe: the same process `python -m
+    spark_trainer` runs, without paying a fresh import of torch and transformers."""
+    os.environ.update(env)
+    # pytest has replaced sys.stdout with its capture: the child prints to the pipe instead.
+    os.dup2(stdout, 1)
+    sys.stdout = open(1, "w", closefd=False)
+    from spark_trainer.__main__ import main
+
+    main(argv)
+
+
 def test_the_cli_serves_the_protocol(s3_config: S3Config, tiny_model_dir: Path, tmp_path: Path) -> None:
     env = {
-        **os.environ,
         "SPARK_S3_ENDPOINT": s3_config.endpoint or "",
         "AWS_ACCESS_KEY_ID": s3_config.access_key_id or "",
         "AWS_SECRET_ACCESS_KEY": s3_config.secret_access_key or "",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "spark_trainer",
-        "serve",
-        "--port",
-        "0",
-        "--model",
-        f"tiny={tiny_model_dir}",
-    ]
-    command += ["--publish-dir", str(tmp_path / "publish"), "--device", "cpu"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    argv = ["serve", "--port", "0", "--model", f"tiny={tiny_model_dir}", "--device", "cpu"]
+    argv += ["--publish-dir", str(tmp_path / "publish")]
+    read_end, write_end = os.pipe()
+    child = multiprocessing.get_context("fork").Process(target=_cli, args=(argv, env, write_end))
+    child.start()
+    os.close(write_end)
     try:
-        assert process.stdout is not None
-        ready = json.loads(process.stdout.readline())
+        with os.fdopen(read_end) as stdout:
+            ready = json.loads(stdout.readline())
         assert ready["event"] == "trainer-ready" and ready["models"] == ["tiny"]
         url = ready["url"]
         assert httpx.get(f"{url}/health").json() == {"protocolVersion": 1, "sessions": 0, "models": ["tiny"]}
         created = httpx.post(f"{url}/v1/sessions", json={"protocolVersion": 1, "sessionId": "cli", **CONFIG})
         assert (created.status_code, created.json()["session"]["status"]) == (201, "ready")
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        # SIGTERM ends it cleanly: running requests finish, the runtime shuts down, exit status 0.
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGTERM)
+        child.join(timeout=30)
+    assert child.exitcode == 0
