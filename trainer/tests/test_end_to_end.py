@@ -7,6 +7,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -188,6 +189,8 @@ def test_the_cli_serves_the_protocol(s3_config: S3Config, tiny_model_dir: Path, 
     os.close(write_end)
     try:
         with os.fdopen(read_end) as stdout:
+            # Never hang the run: a child that prints nothing in time fails the test.
+            assert select.select([stdout], [], [], 120)[0], "the trainer did not print its ready line"
             ready = json.loads(stdout.readline())
         assert ready["event"] == "trainer-ready" and ready["models"] == ["tiny"]
         url = ready["url"]
