@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from helpers import batch_for, session_config
 
@@ -21,21 +22,31 @@ ADAPTERS = {
 }
 
 
-def run(model_dir: Path, out: Path, steps: int, budget: int, names: list[str] | None = None) -> None:
+def run(
+    model_dir: Path,
+    out: Path,
+    steps: int,
+    budget: int,
+    names: list[str] | None = None,
+    *,
+    optimizer: dict[str, Any] | None = SGD,
+    resume: tuple[Path, dict[str, Any]] | None = None,
+    first_step: int = 0,
+) -> None:
+    """Steps [first_step, first_step + steps) of each named session, resumed from `resume` if given."""
     runtime = Runtime({"tiny": model_dir}, device="cpu", micro_batch_tokens=budget)
     if runtime.rank > 0:
         runtime.follow()
         return
     try:
         for name in names or list(ADAPTERS):
-            adapter = ADAPTERS[name]
-            runtime.open(name, session_config(adapter=adapter, optimizer=SGD))
-            for step in range(steps):
+            runtime.open(name, session_config(adapter=ADAPTERS[name], optimizer=optimizer), resume)
+            for step in range(first_step, first_step + steps):
                 batch, loss = batch_for(step)
                 metrics = runtime.train_step(name, step, batch[:5], loss, None)
                 (out / f"{name}-{step}.json").parent.mkdir(parents=True, exist_ok=True)
                 (out / f"{name}-{step}.json").write_text(json.dumps(metrics))
-            runtime.save(name, out / name)
+            (out / f"{name}-engine.json").write_text(json.dumps(runtime.save(name, out / name)))
             runtime.close(name)
     finally:
         runtime.shutdown()

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ def one_rank(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
-def _rank(rank: int, port: int, sharding: str, args: tuple[Path, Path, int, int, list[str]]) -> None:
+def _rank(rank: int, port: int, sharding: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """One rank, as torchrun would start it (the environment it sets)."""
     os.environ.update(
         RANK=str(rank),
@@ -34,7 +35,7 @@ def _rank(rank: int, port: int, sharding: str, args: tuple[Path, Path, int, int,
         MASTER_PORT=str(port),
         SPARK_TRAINER_SHARDING=sharding,
     )
-    run(*args)
+    run(*args, **kwargs)
 
 
 def free_port() -> int:
@@ -43,32 +44,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# DDP is the fallback path: its LoRA session suffices (and keeps the suite quick).
-@pytest.mark.parametrize(("sharding", "names"), [("fsdp", ["lora", "full"]), ("ddp", ["lora"])])
-def test_two_ranks_train_the_same_weights_as_one(
-    tiny_model_dir: Path, one_rank: Path, tmp_path: Path, sharding: str, names: list[str]
-) -> None:
-    # Forked ranks skip re-importing torch and transformers (most of a fresh process's start);
-    # `torchrun --nproc-per-node 2 tests/distributed_worker.py ...` runs the same code.
-    # A small token budget: the ranks' slices cut into different numbers of micro-batches.
-    args = (tiny_model_dir, tmp_path, STEPS, 64, names)
+def two_ranks(sharding: str, *args: Any, **kwargs: Any) -> None:
+    """`run` on 2 forked ranks: they skip re-importing torch and transformers (most of a fresh
+    process's start); `torchrun --nproc-per-node 2 tests/distributed_worker.py ...` runs the same."""
     port = free_port()
     fork = multiprocessing.get_context("fork")
-    ranks = [fork.Process(target=_rank, args=(rank, port, sharding, args)) for rank in range(2)]
+    ranks = [fork.Process(target=_rank, args=(rank, port, sharding, args, kwargs)) for rank in range(2)]
     for process in ranks:
         process.start()
     for process in ranks:
         process.join(timeout=240)
     assert [p.exitcode for p in ranks] == [0, 0]
+
+
+def assert_same_run(one: Path, two: Path, names: list[str], steps: range) -> None:
     for name in names:
-        for step in range(STEPS):
-            single = json.loads((one_rank / f"{name}-{step}.json").read_text())
-            double = json.loads((tmp_path / f"{name}-{step}.json").read_text())
+        for step in steps:
+            single = json.loads((one / f"{name}-{step}.json").read_text())
+            double = json.loads((two / f"{name}-{step}.json").read_text())
             assert double.keys() == single.keys()
             for key in single:
                 assert double[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), (name, step, key)
-        a = load_file(one_rank / name / WEIGHTS[name])
-        b = load_file(tmp_path / name / WEIGHTS[name])
+        a = load_file(one / name / WEIGHTS[name])
+        b = load_file(two / name / WEIGHTS[name])
         assert a.keys() == b.keys()
         for key in a:
             torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6)
+
+
+# DDP is the fallback path: its LoRA session suffices (and keeps the suite quick).
+@pytest.mark.parametrize(("sharding", "names"), [("fsdp", ["lora", "full"]), ("ddp", ["lora"])])
+def test_two_ranks_train_the_same_weights_as_one(
+    tiny_model_dir: Path, one_rank: Path, tmp_path: Path, sharding: str, names: list[str]
+) -> None:
+    # A small token budget: the ranks' slices cut into different numbers of micro-batches.
+    two_ranks(sharding, tiny_model_dir, tmp_path, STEPS, 64, names)
+    assert_same_run(one_rank, tmp_path, names, range(STEPS))
+
+
+def test_two_ranks_resume_an_adam_checkpoint_like_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Rank 0 reads the checkpoint; the weights and Adam's moments reach rank 1 by broadcast."""
+    run(tiny_model_dir, tmp_path / "first", STEPS, 4096, ["lora"], optimizer=None)
+    state = json.loads((tmp_path / "first" / "lora-engine.json").read_text())
+    resume = (tmp_path / "first" / "lora", state)
+    later = range(STEPS, STEPS + 1)
+    run(tiny_model_dir, tmp_path / "one", 1, 4096, ["lora"], optimizer=None, resume=resume, first_step=STEPS)
+    two_ranks(
+        "fsdp",
+        tiny_model_dir,
+        tmp_path / "two",
+        1,
+        64,
+        ["lora"],
+        optimizer=None,
+        resume=resume,
+        first_step=STEPS,
+    )
+    assert_same_run(tmp_path / "one", tmp_path / "two", ["lora"], later)
