@@ -73,9 +73,7 @@ def prepare_gemma(out_dir: Path, *, accept_terms: bool) -> Path:
     started = time.time()
     gguf = assemble_gguf(out_dir.parent / ".gguf-cache")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # A model loaded from GGUF keeps its quantiser attached, and save_pretrained refuses it:
     # the weights are already dequantised, so the marker is dropped before saving.
     model.hf_quantizer = None
