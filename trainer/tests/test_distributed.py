@@ -1,4 +1,5 @@
-"""2 ranks (torchrun, gloo on CPU) train to the same weights as 1 rank, for FSDP2 and DDP."""
+"""2 ranks (forked with the environment torchrun sets; gloo on CPU) train to the same weights as
+1 rank, with FSDP2 and with DDP, and resume a checkpoint alike."""
 
 from __future__ import annotations
 
