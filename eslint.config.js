@@ -5,7 +5,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['.scratch/**', 'node_modules/', '.tools/', '.data/', 'dist/', 'coverage/'] },
+  { ignores: ['.scratch/**', 'node_modules/', '.tools/', '.data/', '.models/', 'dist/', 'coverage/', 'trainer/.venv/'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],
