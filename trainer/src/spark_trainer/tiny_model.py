@@ -50,7 +50,8 @@ FALLBACK_CORPUS = [
 
 
 def default_datasets_dir() -> Path:
-    """`SPARK_DATASETS_DIR`, else the shared datasets folder beside the repository."""
+    """`SPARK_DATASETS_DIR`, else the shared datasets folder beside the repository (found from
+    this file, so the package must run from the checkout: the editable install `uv sync` makes)."""
     env = os.environ.get("SPARK_DATASETS_DIR")
     if env:
         return Path(env)
