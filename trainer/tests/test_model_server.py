@@ -11,6 +11,8 @@ from helpers import session_config
 from spark_trainer.distributed import DistContext
 from spark_trainer.engine import Engine
 from spark_trainer.model_server import create_model_app
+from spark_trainer.models import load_tokenizer
+from spark_trainer.tokens import encode_example
 
 MESSAGES = [{"role": "user", "content": "Natalia sold 48 clips in April. How many in May?"}]
 
@@ -93,3 +95,10 @@ def test_a_loaded_adapter_serves_its_own_weights_until_unloaded(
 def test_an_adapter_path_without_an_adapter_is_refused(client: TestClient, tmp_path: Path) -> None:
     response = client.post("/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": str(tmp_path)})
     assert response.status_code == 400
+
+
+def test_the_server_counts_the_prompt_tokens_the_trainer_trains_on(
+    client: TestClient, tiny_model_dir: Path
+) -> None:
+    encoded = encode_example(load_tokenizer(tiny_model_dir), MESSAGES, "x")
+    assert chat(client, max_tokens=1)["usage"]["prompt_tokens"] == encoded.prompt_len
