@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from spark_trainer.distributed import DistContext
 from spark_trainer.engine import Engine
-from spark_trainer.protocol import GrpoExample, GrpoLoss
+from spark_trainer.protocol import GrpoExample, GrpoLoss, ProtocolError
+from spark_trainer.runtime import Runtime
 from spark_trainer.tokens import encode_example
 
 CPU = DistContext(rank=0, world=1, device=torch.device("cpu"))
@@ -155,3 +156,19 @@ def test_a_checkpoint_of_the_initial_weights_resumes_like_a_fresh_session(
         )
     a, b = trainable(first), trainable(second)
     assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_the_runtime_refuses_a_grpo_step_on_sft_lines_and_unknown_names(tiny_model_dir: Path) -> None:
+    runtime = Runtime({"tiny": tiny_model_dir}, device="cpu")
+    with pytest.raises(ProtocolError) as unknown:
+        runtime.train_step("nope", 0, sft_batch(0), SFT, None)
+    assert unknown.value.code == "unknown-session"
+    with pytest.raises(ProtocolError) as model:
+        runtime.open("s", session_config().model_copy(update={"baseModel": "other"}))
+    assert model.value.code == "invalid-request"
+    runtime.open("s", session_config())
+    with pytest.raises(ProtocolError) as mixed:
+        runtime.train_step("s", 0, sft_batch(0), GRPO, None)
+    assert mixed.value.code == "invalid-request"
+    assert runtime.train_step("s", 0, sft_batch(0), SFT, None)["examples"] == 6
+    runtime.shutdown()

@@ -71,6 +71,10 @@ class Runtime:
         """One forward-backward over the batch (micro-batched by token budget) and one optimiser
         step. `learning_rate` overrides the warm-up schedule. Returns the metrics (always `loss`)."""
         self._engine(session_id)
+        # Checked here, before the broadcast: a rank that failed alone would leave the others
+        # waiting in a collective.
+        if loss.kind == "grpo" and not all(isinstance(e, GrpoExample) for e in examples):
+            raise ProtocolError("invalid-request", "a grpo step needs GRPO lines, each with `advantage`")
         return self._command("train_step", session_id, step, examples, loss, learning_rate)
 
     def save(self, session_id: str, directory: Path) -> dict[str, Any]:
