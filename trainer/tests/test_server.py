@@ -1,6 +1,7 @@
-"""The protocol's rules over HTTP, with a stand-in runtime (tests/fake_engine.py) and a real S3:
+"""The protocol's rules over HTTP, on the real runtime (the tiny model, on CPU) and a real S3:
 idempotency, step order, serialisation, checkpoints that exist only once committed, resume after a
-restart, and publish."""
+restart, and publish. Every step trains real weights; the only faults injected are a held call (to
+watch `busy`, `loading` and requests waiting) and a raised one, both before the real call runs."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_engine import FakeEngine
 from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
 
-from spark_trainer.protocol import CheckpointMarker
+from spark_trainer.protocol import CheckpointMarker, GrpoExample, Loss, SessionConfig, SftExample
+from spark_trainer.runtime import Runtime
 from spark_trainer.s3 import AlreadyExists, ObjectStore
 
 CONFIG: dict[str, Any] = {
@@ -35,16 +36,61 @@ CONFIG: dict[str, Any] = {
 SFT_LINE = {"prompt": [{"role": "user", "content": "1 + 1 = ?"}], "completion": "2"}
 
 
+class FaultyRuntime(Runtime):
+    """The real runtime, with faults injected before a call reaches it. `open_gate` / `step_gate`,
+    when set to a cleared Event, hold the next opens / steps until the test sets it (`entered` says
+    one is held); `fail_next` is raised by the next step instead of running it."""
+
+    def __init__(self, models: dict[str, Path]) -> None:
+        super().__init__(models, device="cpu")
+        self.open_gate: threading.Event | None = None
+        self.step_gate: threading.Event | None = None
+        self.entered = threading.Event()
+        self.fail_next: Exception | None = None
+
+    def open(
+        self, session_id: str, config: SessionConfig, resume: tuple[Path, dict[str, Any]] | None = None
+    ) -> None:
+        self._hold(self.open_gate)
+        super().open(session_id, config, resume)
+
+    def train_step(
+        self,
+        session_id: str,
+        step: int,
+        examples: list[SftExample] | list[GrpoExample],
+        loss: Loss,
+        learning_rate: float | None,
+    ) -> dict[str, float]:
+        self._hold(self.step_gate)
+        if self.fail_next is not None:
+            err, self.fail_next = self.fail_next, None
+            raise err
+        return super().train_step(session_id, step, examples, loss, learning_rate)
+
+    def _hold(self, gate: threading.Event | None) -> None:
+        if gate is not None:
+            self.entered.set()
+            gate.wait(30)
+
+
 @pytest.fixture
-def trainer(store: ObjectStore, tmp_path: Path) -> Iterator[Trainer]:
-    server = Trainer(FakeEngine, store, {"tiny": tmp_path, "other": tmp_path}, tmp_path / "publish").start()
+def trainer(store: ObjectStore, tiny_model_dir: Path, tmp_path: Path) -> Iterator[Trainer]:
+    # "other" is a second name for the same folder: a checkpoint of one must not resume the other.
+    models = {"tiny": tiny_model_dir, "other": tiny_model_dir}
+    server = Trainer(lambda: FaultyRuntime(models), store, models, tmp_path / "publish").start()
     yield server
     server.stop()
 
 
-def engine(trainer: Trainer) -> FakeEngine:
-    assert isinstance(trainer.engine, FakeEngine)
+def runtime(trainer: Trainer) -> FaultyRuntime:
+    assert isinstance(trainer.engine, FaultyRuntime)
     return trainer.engine
+
+
+def updates_done(trainer: Trainer, session_id: str = "run-1") -> int:
+    """Optimiser steps the session's weights have taken, as the runtime counts them."""
+    return runtime(trainer).engines[session_id].updates_done
 
 
 def create(trainer: Trainer, session_id: str = "run-1", **overrides: Any) -> httpx.Response:
@@ -60,6 +106,11 @@ def step(trainer: Trainer, number: int, batch: dict[str, Any], session_id: str =
 
 def save(trainer: Trainer, uri: str, session_id: str = "run-1", **extra: Any) -> httpx.Response:
     return trainer.post(f"/v1/sessions/{session_id}/checkpoints", {"protocolVersion": 1, "uri": uri, **extra})
+
+
+def adapter_sha256(store: ObjectStore, uri: str) -> str:
+    """The sha256 of a committed checkpoint's adapter_model.safetensors, read from S3."""
+    return hashlib.sha256(store.get_bytes(f"{uri}/adapter_model.safetensors")).hexdigest()
 
 
 def batches(store: ObjectStore, prefix: str, count: int) -> list[dict[str, Any]]:
@@ -83,9 +134,10 @@ def test_create_is_idempotent_by_session_id(trainer: Trainer) -> None:
         "nextStep": 0,
         "lastCheckpoint": None,
     }
+    loaded = runtime(trainer).engines["run-1"]
     again = create(trainer)
     assert (again.status_code, again.json()["created"], again.json()["session"]) == (200, False, session)
-    assert len(engine(trainer).opened) == 1
+    assert runtime(trainer).engines["run-1"] is loaded, "the model is not loaded again"
     other = create(trainer, seed=4)
     assert (other.status_code, error_of(other)["code"]) == (409, "conflict")
 
@@ -116,18 +168,19 @@ def test_strict_requests_and_the_version_first(trainer: Trainer) -> None:
 
 
 def test_get_answers_loading_while_a_session_loads(trainer: Trainer) -> None:
-    fake = engine(trainer)
-    fake.open_gate = threading.Event()
+    held = runtime(trainer)
+    held.open_gate = threading.Event()
     creating = _in_background(lambda: create(trainer))
-    assert fake.entered.wait(10)
+    assert held.entered.wait(10)
     assert trainer.get("/v1/sessions/run-1").json()["status"] == "loading"
     retried = _in_background(lambda: create(trainer))
     time.sleep(0.2)
     assert not retried.done.is_set(), "a retried create waits for the first one"
-    fake.open_gate.set()
+    held.open_gate.set()
     assert creating.result().status_code == 201
     assert retried.result().json()["created"] is False
     assert trainer.get("/v1/sessions/run-1").json()["status"] == "ready"
+    assert list(held.engines) == ["run-1"]
 
 
 # -- steps --------------------------------------------------------------------------------------
@@ -154,7 +207,7 @@ def test_steps_are_idempotent_and_in_order(trainer: Trainer, store: ObjectStore,
     assert step(trainer, 1, b[1]).json()["applied"] is True
     state = trainer.get("/v1/sessions/run-1").json()
     assert (state["lastAppliedStep"], state["nextStep"]) == (1, 2)
-    assert engine(trainer).steps["run-1"] == 2
+    assert updates_done(trainer) == 2, "the retried and refused steps trained nothing"
 
 
 def test_the_batch_is_checked_before_training(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
@@ -173,7 +226,7 @@ def test_the_batch_is_checked_before_training(trainer: Trainer, store: ObjectSto
     missing = step(trainer, 0, {**batch, "uri": f"s3://{BUCKET}/{prefix}/nothing.jsonl"})
     assert error_of(missing)["code"] == "invalid-request"
     assert trainer.get("/v1/sessions/run-1").json()["nextStep"] == 0
-    assert engine(trainer).steps["run-1"] == 0
+    assert updates_done(trainer) == 0
 
 
 def test_get_answers_busy_while_a_step_runs_and_requests_wait(
@@ -181,10 +234,10 @@ def test_get_answers_busy_while_a_step_runs_and_requests_wait(
 ) -> None:
     b = batches(store, prefix, 2)
     create(trainer)
-    fake = engine(trainer)
-    fake.gate = threading.Event()
+    held = runtime(trainer)
+    held.step_gate = threading.Event()
     running = _in_background(lambda: step(trainer, 0, b[0]))
-    assert fake.entered.wait(10)
+    assert held.entered.wait(10)
     started = time.monotonic()
     state = trainer.get("/v1/sessions/run-1")
     assert time.monotonic() - started < 2, "GET does not wait for the step"
@@ -192,10 +245,11 @@ def test_get_answers_busy_while_a_step_runs_and_requests_wait(
     queued = _in_background(lambda: step(trainer, 1, b[1]))
     time.sleep(0.2)
     assert not queued.done.is_set(), "the next step waits for the running one"
-    fake.gate.set()
+    held.step_gate.set()
     assert running.result().json()["applied"] is True
     assert queued.result().json()["applied"] is True, "and then applies in order"
     assert trainer.get("/v1/sessions/run-1").json()["status"] == "ready"
+    assert updates_done(trainer) == 2
 
 
 def test_a_failing_step_fails_the_session_until_it_is_created_again(
@@ -203,23 +257,35 @@ def test_a_failing_step_fails_the_session_until_it_is_created_again(
 ) -> None:
     (b,) = batches(store, prefix, 1)
     create(trainer)
-    engine(trainer).fail_next = RuntimeError("CUDA out of memory")
+    runtime(trainer).fail_next = RuntimeError("CUDA out of memory")
     response = step(trainer, 0, b)
     assert (response.status_code, error_of(response)["code"]) == (500, "internal")
     state = trainer.get("/v1/sessions/run-1").json()
     assert state["status"] == "failed" and "CUDA out of memory" in state["statusMessage"]
+    assert "run-1" not in runtime(trainer).engines, "its model is freed"
     again = step(trainer, 0, b)
     assert (again.status_code, error_of(again)["code"]) == (404, "unknown-session")
     assert create(trainer).json()["created"] is True
     assert step(trainer, 0, b).json()["applied"] is True
+    assert updates_done(trainer) == 1
 
 
 def test_a_non_finite_loss_fails_the_session(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
-    (b,) = batches(store, prefix, 1)
+    # Nothing injected: an advantage of 1e300 overflows float32, and the real GRPO loss is -inf.
+    diverged = put_batch(store, f"{prefix}/diverged.jsonl", [{**SFT_LINE, "advantage": 1e300}])
     create(trainer)
-    engine(trainer).loss = float("nan")
-    assert error_of(step(trainer, 0, b))["code"] == "internal"
-    assert trainer.get("/v1/sessions/run-1").json()["status"] == "failed"
+    body = {
+        "protocolVersion": 1,
+        "step": 0,
+        "batch": diverged,
+        "loss": {"kind": "grpo", "klCoefficient": 0, "entropyCoefficient": 0},
+    }
+    response = trainer.post("/v1/sessions/run-1/steps", body)
+    assert (response.status_code, error_of(response)["code"]) == (500, "internal")
+    assert error_of(response)["message"] == "step 0 gave a non-finite loss: training diverged"
+    state = trainer.get("/v1/sessions/run-1").json()
+    assert (state["status"], state["lastAppliedStep"]) == ("failed", None)
+    assert "run-1" not in runtime(trainer).engines
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -251,6 +317,12 @@ def test_save_commits_a_marker_listing_every_object(
     ]
     for obj in marker.objects:
         assert hashlib.sha256(store.get_bytes(f"{uri}/{obj.name}")).hexdigest() == obj.sha256
+    adapter = json.loads(store.get_bytes(f"{uri}/adapter_config.json"))
+    assert (adapter["peft_type"], adapter["r"], sorted(adapter["target_modules"])) == (
+        "LORA",
+        4,
+        ["q_proj", "v_proj"],
+    )
     state = json.loads(store.get_bytes(f"{uri}/trainer-state.json"))
     assert state["log"] == [
         {"step": 0, "batchSha256": b["sha256"], "metrics": step(trainer, 0, b).json()["metrics"]}
@@ -327,7 +399,6 @@ def test_resume_after_a_restart_answers_retried_steps(
     answers = [step(trainer, i, b[i]).json() for i in range(3)]
     uri = f"s3://{BUCKET}/{prefix}/ck/step-000002"
     save(trainer, uri, step=2)
-    weights = engine(trainer).weights["run-1"]
 
     trainer.restart()
     assert error_of(step(trainer, 3, b[3]))["code"] == "unknown-session"
@@ -336,11 +407,16 @@ def test_resume_after_a_restart_answers_retried_steps(
     session = resumed.json()["session"]
     assert (session["lastAppliedStep"], session["nextStep"]) == (2, 3)
     assert session["lastCheckpoint"] == {"uri": uri, "step": 2, "markerUri": f"{uri}/COMMITTED"}
-    assert engine(trainer).weights["run-1"] == weights
+    assert updates_done(trainer) == 3
+    # The restored weights are the saved ones: saving them again writes the same adapter bytes.
+    again = f"s3://{BUCKET}/{prefix}/ck/resumed-step-000002"
+    assert save(trainer, again, step=2).json()["created"] is True
+    assert adapter_sha256(store, again) == adapter_sha256(store, uri)
     for i in range(3):
         assert step(trainer, i, b[i]).json() == {**answers[i], "applied": False}
     assert error_of(step(trainer, 1, b[2]))["code"] == "conflict"
     assert step(trainer, 3, b[3]).json()["applied"] is True
+    assert updates_done(trainer) == 4
 
 
 def test_resume_refuses_other_weights_and_damaged_objects(
@@ -383,6 +459,8 @@ def test_publish_copies_the_adapter_and_reloads_it(
     assert folder.parent == (tmp_path / "publish").resolve()
     assert folder.name.startswith("policy-step-000000--initial-")
     assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    served = hashlib.sha256((folder / "adapter_model.safetensors").read_bytes()).hexdigest()
+    assert served == adapter_sha256(store, uri)
     assert inference.calls == [
         ("unload", {"lora_name": "policy-step-000000"}),
         ("load", {"lora_name": "policy-step-000000", "lora_path": str(folder)}),
