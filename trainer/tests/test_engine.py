@@ -172,3 +172,12 @@ def test_the_runtime_refuses_a_grpo_step_on_sft_lines_and_unknown_names(tiny_mod
     assert mixed.value.code == "invalid-request"
     assert runtime.train_step("s", 0, sft_batch(0), SFT, None)["examples"] == 6
     runtime.shutdown()
+
+
+def test_a_checkpoint_without_its_weights_fails_the_open(tiny_model_dir: Path, tmp_path: Path) -> None:
+    e = engine(tiny_model_dir)
+    e.train_step(0, sft_batch(0), SFT, None)
+    state = e.save(tmp_path)
+    (tmp_path / "adapter_model.safetensors").unlink()
+    with pytest.raises(ValueError, match="cannot resume"):
+        Engine(tiny_model_dir, session_config(), CPU, 4096, (tmp_path, state))

@@ -35,6 +35,7 @@ from .batching import MicroBatch, collate, empty_micro_batch, micro_batches, ran
 from .distributed import (
     DistContext,
     all_reduce,
+    broadcast_command,
     broadcast_parameters,
     gradient_sync,
     shard,
@@ -124,8 +125,8 @@ class Engine:
             else:
                 reference = copy.deepcopy(model).requires_grad_(False).eval()
                 self.reference = reference.to(torch.bfloat16) if on_gpu else reference
-        if resume is not None and ctx.leader:
-            self._load_weights(model, resume[0])
+        self.updates_done = int(resume[1].get("updatesDone", 0)) if resume is not None else 0
+        optimizer_state = self._read_checkpoint(model, resume[0]) if resume is not None else None
         broadcast_parameters(model, ctx)
         model.train()
         self.model = shard(model, ctx)
@@ -133,10 +134,11 @@ class Engine:
             self.reference = shard(self.reference, ctx, trainable=False)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.params, config.optimizer)
-        self.updates_done = 0
-        if resume is not None:
-            self.updates_done = int(resume[1].get("updatesDone", 0))
-            self._load_optimizer(resume[0], self.updates_done)
+        if resume is not None and self._has_optimizer_state():
+            options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=ctx.world > 1)
+            set_optimizer_state_dict(
+                self.model, self.optimizer, optim_state_dict=optimizer_state or {}, options=options
+            )
 
     # ---- training -------------------------------------------------------------------------
 
@@ -375,13 +377,28 @@ class Engine:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         return get_optimizer_state_dict(self.model, self.optimizer, options=options)
 
-    def _load_optimizer(self, directory: Path, updates_done: int) -> None:
-        # Stateless on every rank alike (the same rule as `_optimizer_state`): nothing to load.
-        if updates_done == 0 or self.config.optimizer.name == "sgd":
-            return
-        state = load_optimizer_state(directory / OPTIMIZER_FILE) if self.ctx.leader else {}
-        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=self.ctx.world > 1)
-        set_optimizer_state_dict(self.model, self.optimizer, optim_state_dict=state, options=options)
+    def _has_optimizer_state(self) -> bool:
+        """Whether a checkpoint holds optimiser tensors (the same rule as `_optimizer_state`),
+        decided alike on every rank without reading the file."""
+        return self.updates_done > 0 and self.config.optimizer.name != "sgd"
+
+    def _read_checkpoint(self, model: torch.nn.Module, directory: Path) -> dict[str, Any] | None:
+        """Rank 0 loads the weights into the unsharded model and reads the optimiser state; every
+        rank learns whether that worked, so a bad checkpoint fails the open on all ranks alike
+        instead of leaving the others waiting in a collective."""
+        state: dict[str, Any] | None = None
+        error: str | None = None
+        if self.ctx.leader:
+            try:
+                self._load_weights(model, directory)
+                if self._has_optimizer_state():
+                    state = load_optimizer_state(directory / OPTIMIZER_FILE)
+            except Exception as exc:  # reported on every rank below
+                error = f"{type(exc).__name__}: {exc}"
+        error = broadcast_command(self.ctx, error)
+        if error is not None:
+            raise ValueError(f"cannot resume from the checkpoint at {directory}: {error}")
+        return state
 
     def close(self) -> None:
         del self.model, self.optimizer, self.reference, self.params
