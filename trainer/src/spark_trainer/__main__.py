@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--scratch-dir", type=Path, default=None, help="temporary checkpoint files (default: TMPDIR)"
     )
     serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    serve.add_argument(
+        "--micro-batch-tokens",
+        type=int,
+        default=4096,
+        help="tokens per forward-backward pass (gradients accumulate; the loss does not depend on it)",
+    )
 
     model = commands.add_parser("serve-model", help="the development model server (not for production)")
     model.add_argument("--port", type=int, required=True)
@@ -113,7 +119,7 @@ def serve(args: argparse.Namespace) -> None:
     models = _models(args.model)
     rank = int(os.environ.get("RANK", "0"))
     # Every rank builds the runtime (the collectives need all of them); only rank 0 speaks HTTP.
-    runtime = Runtime(models, device=args.device)
+    runtime = Runtime(models, device=args.device, micro_batch_tokens=args.micro_batch_tokens)
     if rank != 0:
         runtime.follow()
         return
