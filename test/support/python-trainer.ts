@@ -43,6 +43,7 @@ let tinyModel: Promise<string> | undefined;
  */
 export function tinyModelDir(): Promise<string> {
   tinyModel ??= (async () => {
+    if (!existsSync(python)) throw new Error(`${python} is missing: run \`npm run setup\` (trainer/install.sh installs the trainer's environment)`);
     const dir = join(inject('dataDir'), 'tiny-model');
     if (existsSync(join(dir, 'config.json'))) return dir;
     const building = `${dir}.${process.pid}`;
@@ -101,15 +102,17 @@ const CREATED_LINE = /session (\S+): created on \S+ \(resumed from (\S+)\)/;
 export class PythonTrainerStack {
   private readonly applied: AppliedStep[] = [];
   private readonly created: CreatedSession[] = [];
+  private trainer: KillableProcess;
 
   private constructor(
-    private trainer: KillableProcess,
     private readonly modelServer: KillableProcess,
     private readonly trainerPort: number,
     private readonly modelPort: number,
     private readonly modelDir: string,
     private readonly publishDir: string,
-  ) {}
+  ) {
+    this.trainer = this.spawnTrainer();
+  }
 
   static async start(): Promise<PythonTrainerStack> {
     const modelDir = await tinyModelDir();
@@ -117,11 +120,10 @@ export class PythonTrainerStack {
     const publishDir = mkdtempSync(join(tmpdir(), 'spark-publish-'));
     const modelServer = spawnKillableCommand(python, ['-m', 'spark_trainer', 'serve-model', '--port', String(modelPort), '--model', `${TINY}=${modelDir}`, '--device', 'cpu'], {
       env: TORCH_ENV,
-      // It prints no ready line: it is ready when it answers.
+      // Unlike `serve`, it prints no ready line: it is ready when it answers.
       readyWhen: async () => (await fetch(`http://127.0.0.1:${modelPort}/health`)).ok,
     });
-    const stack = new PythonTrainerStack(undefined as unknown as KillableProcess, modelServer, trainerPort, modelPort, modelDir, publishDir);
-    stack.trainer = stack.spawnTrainer();
+    const stack = new PythonTrainerStack(modelServer, trainerPort, modelPort, modelDir, publishDir);
     try {
       await Promise.all([stack.trainer.ready, modelServer.ready]);
     } catch (err) {
@@ -185,7 +187,7 @@ export class PythonTrainerStack {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.trainer?.kill(), this.modelServer.kill()]);
+    await Promise.all([this.trainer.kill(), this.modelServer.kill()]);
     rmSync(this.publishDir, { recursive: true, force: true });
   }
 }
