@@ -3,9 +3,10 @@
  * of train steps ending in a committed checkpoint, publish the weights.
  *
  * Recovery lives here, not in the trainer: a retried activity finds its session and goes on from
- * the session's `nextStep`; a trainer that lost the session (restart, crash) gets it recreated
- * from the newest committed checkpoint, and the steps after it are replayed on the restored
- * weights. Steps are idempotent by number, so nothing is applied twice to the same weights.
+ * the session's `nextStep`; a trainer that lost the session (restart, crash) or failed it (a
+ * runtime error, a non-finite loss) gets it recreated from the newest committed checkpoint, and
+ * the steps after it are replayed on the restored weights. Steps are idempotent by number, so
+ * nothing is applied twice to the same weights.
  */
 import { Context } from '@temporalio/activity';
 import { z } from 'zod';
@@ -76,6 +77,8 @@ export interface TrainStepsResult {
 /** Heartbeat details of trainSteps: the next step the session will take. */
 interface TrainProgress {
   nextStep: number;
+  /** Why the session was last created again (the trainer had failed it), for people watching the run. */
+  recovered?: string;
 }
 
 const MAX_RECREATIONS = 3;
@@ -85,9 +88,24 @@ export async function checkpointCommitted(store: ObjectStore, uri: string): Prom
   return (await store.head(store.keyOf(`${uri}/${CHECKPOINT_MARKER_NAME}`))) !== null;
 }
 
+/** What {@link ensureTrainerSession} found and did. */
+export interface EnsuredSession {
+  session: SessionState;
+  /** The session was created by this call (it was unknown to the trainer, or had failed there). */
+  created: boolean;
+  /** Set when a failed session was replaced: what the trainer said went wrong, and where it resumed. */
+  replacedFailed?: string;
+}
+
 /**
- * The session, as the trainer has it; created (again) when the trainer does not know it,
- * resuming from the newest committed of `candidates` (in order of preference).
+ * The session, as the trainer has it; created (again) when the trainer does not know it or has
+ * failed it, resuming from the newest committed of `candidates` (in order of preference).
+ *
+ * A `failed` session (the trainer's runtime raised, or a step's loss was not finite) keeps its
+ * place on the trainer but its weights are in an unknown state, and the trainer answers its steps
+ * with `unknown-session`; a create with the same sessionId replaces it. So it is treated as lost:
+ * trusting it would send every step into `unknown-session` again and never recover.
+ * Must run in an activity (it logs the replacement through the activity's logger).
  */
 export async function ensureTrainerSession(
   store: ObjectStore,
@@ -95,9 +113,12 @@ export async function ensureTrainerSession(
   sessionId: string,
   config: Omit<SessionConfig, 'resumeFrom'>,
   candidates: readonly (string | null)[],
-): Promise<{ session: SessionState; created: boolean }> {
+): Promise<EnsuredSession> {
+  let failedBecause: string | undefined;
   try {
-    return { session: await client.getSession(sessionId), created: false };
+    const session = await client.getSession(sessionId);
+    if (session.status !== 'failed') return { session, created: false };
+    failedBecause = session.statusMessage ?? 'the trainer gave no reason';
   } catch (err) {
     if (!(err instanceof TrainerError && err.code === 'unknown-session')) throw err;
   }
@@ -108,8 +129,13 @@ export async function ensureTrainerSession(
       break;
     }
   }
+  let replacedFailed: string | undefined;
+  if (failedBecause !== undefined) {
+    replacedFailed = `session ${sessionId} failed on the trainer (${failedBecause}); recreated from ${resumeFrom ?? 'fresh weights (no committed checkpoint)'}`;
+    Context.current().log.warn(replacedFailed, { sessionId, trainerMessage: failedBecause, resumeFrom: resumeFrom ?? null });
+  }
   const res = await client.createSession({ sessionId, ...config, ...(resumeFrom ? { resumeFrom } : {}) });
-  return { session: res.session, created: res.created };
+  return { session: res.session, created: res.created, ...(replacedFailed ? { replacedFailed } : {}) };
 }
 
 export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>) {
@@ -175,9 +201,17 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
         return withHeartbeat(async () => {
           // This chunk's own checkpoint first: a previous attempt may have committed it already.
           const candidates = [input.checkpointUri, input.resumeFrom];
-          let { session, created } = await ensureSession(client, input.sessionId, input.config, candidates);
+          // Says at once (not at the next beat, which a short chunk may never reach) why the session was recreated.
+          const noteRecovery = (ensured: EnsuredSession) => {
+            if (!ensured.replacedFailed) return;
+            progress.recovered = ensured.replacedFailed;
+            Context.current().heartbeat(progress);
+          };
+          const first = await ensureSession(client, input.sessionId, input.config, candidates);
+          let { session } = first;
+          noteRecovery(first);
           // Past the first chunk (or on a retry) the session should exist: creating it means the trainer lost it.
-          if (created && (input.resumeFrom !== null || Context.current().info.attempt > 1)) recreated++;
+          if (first.created && (first.replacedFailed || input.resumeFrom !== null || Context.current().info.attempt > 1)) recreated++;
           // Steps the session already has are asked again: the trainer answers with their stored
           // metrics (applied: false) and refuses a different batch under the same number.
           let next = Math.min(input.from, session.nextStep);
@@ -190,10 +224,12 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
               if (next >= input.from) metrics.set(next, { step: next, loss: res.metrics.loss ?? Number.NaN, examples: res.metrics.examples ?? planned.examples });
               next++;
             } catch (err) {
-              // The trainer restarted under us: recreate the session from the newest checkpoint and go on from there.
+              // The trainer restarted under us, or failed the session: recreate it from the newest checkpoint and go on from there.
               if (!(err instanceof TrainerError && err.code === 'unknown-session') || recreated >= MAX_RECREATIONS) throw err;
               recreated++;
-              ({ session } = await ensureSession(client, input.sessionId, input.config, candidates));
+              const again = await ensureSession(client, input.sessionId, input.config, candidates);
+              session = again.session;
+              noteRecovery(again);
               next = Math.min(input.from, session.nextStep);
             }
           }
