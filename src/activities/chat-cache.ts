@@ -195,7 +195,9 @@ interface CallState {
  * flight. A request whose answer had samples cut by the token limit keeps the good ones and is
  * asked again whole with its own seed, so its samples are exactly those of an uninterrupted
  * run; after {@link SAME_SEED_TRUNCATIONS} such answers its missing samples get requests of
- * their own. Truncated samples raise a retryable error after the good ones are stored.
+ * their own. Truncated samples raise a retryable error after the good ones are stored. An answer
+ * whose every sample used all of `maxTokens` is the model's own (a base model that never stops):
+ * those samples are kept, cut, rather than asked again forever.
  * Identical requests in flight in one process are made once.
  */
 export async function sampleWithCache(store: ObjectStore, req: SampleRequest): Promise<SampleResult> {
@@ -317,9 +319,17 @@ async function drawRun(state: CallState, key: string, start: number, end: number
   });
   let cut = 0;
   let added = 0;
+  // Every answer ran to max_tokens: that is the model, not a fault (a cut by a broken connection or
+  // a server fault comes back shorter), and a seeded request would give the same cut answers again.
+  // They are kept as they are (finishReason 'length'), and the parsers judge them like any text.
+  const maxTokens = req.sampling.maxTokens;
+  const allAtLimit =
+    maxTokens !== undefined &&
+    result.choices.every((c) => c.finishReason === 'length') &&
+    result.usage.completionTokens >= result.choices.length * maxTokens;
   result.choices.forEach((choice, j) => {
     if (samples[j]) return;
-    if (choice.finishReason === 'length') {
+    if (choice.finishReason === 'length' && !allAtLimit) {
       cut += 1;
       return;
     }

@@ -103,6 +103,19 @@ describe('inference faults reach the right Temporal failure', () => {
     expect(whole!.n).toBe(4);
     expect(retried.samples.every((s) => s.request.seed === 901 && s.responseId === whole!.responseId)).toBe(true);
   });
+
+  it('samples that all ran to max_tokens are the model\'s own answers: kept cut, paid once, read back', async () => {
+    const client = new InferenceClient({ baseURL: sim.url, supportsN: true, timeoutMs: 10_000 });
+    // Every sim-policy solution is longer than 6 tokens, as a base model's answer outruns any limit.
+    const req = { client, model: 'sim-policy', messages, sampling: { ...sampling, maxTokens: 6, seed: 902 }, indices: [0, 1, 2] };
+    const first = await sampleWithCache(store, req);
+    expect(first.callsMade).toBe(1);
+    expect(first.samples.map((s) => s.finishReason)).toEqual(['length', 'length', 'length']);
+    expect(first.samples.every((s) => s.text.length === 24)).toBe(true);
+    const again = await sampleWithCache(store, req);
+    expect(again.callsMade).toBe(0);
+    expect(again.samples.map((s) => s.text)).toEqual(first.samples.map((s) => s.text));
+  });
 });
 
 describe('sampleWithCache', () => {
