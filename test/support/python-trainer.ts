@@ -25,21 +25,18 @@ export const TINY = 'tiny';
 const TORCH_ENV = { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' };
 
 /**
- * The constant lead of the end-of-turn token's logit over the rest, in units of the tied
- * embeddings' first column (see {@link teachToEndTurns}): about one sampled token in nine ends the
- * turn, so a sample at temperature 1 is a few words long and practically never reaches 64 tokens.
+ * How far the tiny model's end-of-turn token leads (`make-tiny-model --end-of-turn-lead`): about one
+ * sampled token in nine ends the turn, so a sample at temperature 1 is a few words long and
+ * practically never reaches 64 tokens.
  */
-const END_OF_TURN_LEAD = 1.5;
-const CONSTANT_COLUMN = 10;
+const END_OF_TURN_LEAD = '1.5';
 
 let tinyModel: Promise<string> | undefined;
 
 /**
  * `make-tiny-model` once per vitest run, into the suite's data folder (removed at teardown).
- *
- * A random-weight model almost never samples its end-of-turn token (about 1 in 2,000 per token),
- * so every answer would run into `max_tokens`, and the control plane asks truncated samples again
- * rather than keep them. The model is therefore made to end its turns: {@link teachToEndTurns}.
+ * A random-weight model almost never samples its end-of-turn token, so every answer would run into
+ * `max_tokens`; the tests want answers of a few words, so the model is built to end its turns.
  */
 export function tinyModelDir(): Promise<string> {
   tinyModel ??= (async () => {
@@ -48,34 +45,11 @@ export function tinyModelDir(): Promise<string> {
     if (existsSync(join(dir, 'config.json'))) return dir;
     const building = `${dir}.${process.pid}`;
     // The tokenizer is trained on GSM8K when the shared datasets are there (a few seconds more).
-    await promisify(execFile)(python, ['-m', 'spark_trainer', 'make-tiny-model', building, '--seed', '0'], { cwd: repoRoot, env: { ...process.env, ...TORCH_ENV } });
-    const config = JSON.parse(readFileSync(join(building, 'config.json'), 'utf8')) as { eos_token_id: number; tie_word_embeddings: boolean };
-    if (!config.tie_word_embeddings) throw new Error('the tiny model no longer ties its embeddings: teachToEndTurns needs another way to lift the end-of-turn logit');
-    teachToEndTurns(join(building, 'model.safetensors'), config.eos_token_id);
+    await promisify(execFile)(python, ['-m', 'spark_trainer', 'make-tiny-model', building, '--seed', '0', '--end-of-turn-lead', END_OF_TURN_LEAD], { cwd: repoRoot, env: { ...process.env, ...TORCH_ENV } });
     renameSync(building, dir);
     return dir;
   })();
   return tinyModel;
-}
-
-/**
- * Edits the tied embedding matrix in place (safetensors: an 8-byte header length, a JSON header,
- * then raw little-endian tensors): column 0 becomes a constant for every token, so the residual
- * stream carries a large constant component that dominates the final RMSNorm, and the end-of-turn
- * row gets {@link END_OF_TURN_LEAD} more in that column, which after the norm is a logit lead of
- * about 6 whatever the context. Everything else stays random.
- */
-function teachToEndTurns(file: string, endOfTurn: number): void {
-  const bytes = readFileSync(file);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const name = Object.keys(header).find((k) => k.endsWith('embed_tokens.weight'));
-  const tensor = name ? header[name]! : undefined;
-  if (!tensor || tensor.dtype !== 'F32' || tensor.shape.length !== 2) throw new Error(`${file}: no F32 embed_tokens.weight matrix`);
-  const [rows, cols] = tensor.shape as [number, number];
-  const start = 8 + headerLength + tensor.data_offsets[0];
-  for (let r = 0; r < rows; r++) bytes.writeFloatLE(CONSTANT_COLUMN + (r === endOfTurn ? END_OF_TURN_LEAD : 0), start + r * cols * 4);
-  writeFileSync(file, bytes);
 }
 
 /** A step the trainer applied, as its log says (`session S: step N in …`), with the process that applied it. */

@@ -52,3 +52,21 @@ def test_the_model_loads_in_fp32_on_cpu(tiny_model_dir: Path) -> None:
     assert next(model.parameters()).dtype.is_floating_point
     assert str(next(model.parameters()).dtype) == "torch.float32"
     assert model.config.num_hidden_layers == 2
+
+
+def test_end_of_turn_lead_makes_the_random_model_end_its_turns(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    def p_end(directory: Path, text: str) -> float:
+        tokenizer = load_tokenizer(directory)
+        model = load_model(directory, torch.device("cpu"))
+        messages = [{"role": "user", "content": text}]
+        ids = tokenizer(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids["input_ids"]])).logits[0, -1]
+        return float(torch.softmax(logits, -1)[tokenizer.convert_tokens_to_ids(IM_END)])
+
+    ending = make_tiny_model(tmp_path / "ending", seed=0, end_of_turn_lead=1.5)
+    for text in ["What is 3 + 4?", "Natalia sold clips to 48 of her friends in April."]:
+        assert p_end(tiny_model_dir, text) < 0.01
+        assert 0.05 < p_end(ending, text) < 0.3

