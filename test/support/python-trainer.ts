@@ -46,7 +46,13 @@ export function tinyModelDir(): Promise<string> {
     const building = `${dir}.${process.pid}`;
     // The tokenizer is trained on GSM8K when the shared datasets are there (a few seconds more).
     await promisify(execFile)(python, ['-m', 'spark_trainer', 'make-tiny-model', building, '--seed', '0', '--end-of-turn-lead', END_OF_TURN_LEAD], { cwd: repoRoot, env: { ...process.env, ...TORCH_ENV } });
-    renameSync(building, dir);
+    try {
+      renameSync(building, dir);
+    } catch (err) {
+      // Another test file of the same run built it first (vitest runs files in parallel processes).
+      if (!existsSync(join(dir, 'config.json'))) throw err;
+      rmSync(building, { recursive: true, force: true });
+    }
     return dir;
   })();
   return tinyModel;
