@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real-model run on one machine: SPARK stage 1 on GSM8K questions with Gemma 3 270M as generator and
-# verifier, a few trainPrm steps, then a few rlTrain steps with the trained PRM as reward; real
+# verifier, a few trainPrm steps, then a few rlTrain steps; real
 # PyTorch training through trainer protocol v1, rollouts from the development model server.
 #
 #   bash trainer/examples/gemma-run.sh [RUN_NAME]
@@ -8,7 +8,7 @@
 # Needs ~10 GB of RAM once (the GGUF is dequantised when it is first converted). Sizes are set for a
 # 2-core CPU; on a GPU host, point the endpoints at vLLM instead and raise them (README: "On GPUs").
 # Env knobs: QUESTIONS (4), SOLUTIONS (4), VERIFICATIONS (4), MAX_TOKENS (256), PRM_STEPS_BATCH (4),
-# RL_STEPS (2).
+# RL_STEPS (2), REWARD (verifiable | prm).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -60,11 +60,30 @@ spark start synthesizeLabels --task-queue "$queue" --wait --json --config - >"$l
 JSON
 echo "[gemma-run] stage 1 took $(( $(date +%s) - start ))s" >&2
 
+labels_run="$run"
+valid=$(node -e "console.log(JSON.parse(require('fs').readFileSync('$logs/labels.json','utf8')).result.counts.verificationsValid)")
+if [ "$valid" = "0" ]; then
+  # A base model answers no verification in the verifier's format, so its own labels are empty and
+  # trainPrm would refuse them. The PRM is then fine-tuned on labels the sandbox's models wrote: the
+  # training (tokens, LoRA, checkpoints, publish) is Gemma's all the same.
+  echo "[gemma-run] no verification of Gemma's was readable: stage 2 trains on sandbox labels" >&2
+  labels_run="$run-sandbox-labels"
+  problems="$root/.data/$labels_run.jsonl"
+  npx tsx -e "import { generateProblems } from './src/domain/arith.ts'; import { writeFileSync } from 'node:fs';
+    writeFileSync('$problems', generateProblems({ seed: 7, count: 6 }).map((p) => JSON.stringify({ id: p.id, question: p.question })).join('\\n') + '\\n');"
+  sim="{\"baseURL\": \"http://127.0.0.1:${SPARK_SIM_PORT:-8300}/v1\"}"
+  spark start synthesizeLabels --task-queue "$queue" --wait --json --config - >"$logs/sandbox-labels.json" <<JSON
+{ "runName": "$labels_run", "dataset": { "uri": "$problems" },
+  "generator": { "endpoint": $sim, "model": "sim-policy" }, "verifier": { "endpoint": $sim, "model": "sim-verifier" },
+  "solutionsPerProblem": 2, "verificationsPerSolution": 4, "methods": ["step-majority"], "seed": 1 }
+JSON
+fi
+
 echo "[gemma-run] stage 2: trainPrm (LoRA rank 8), published to the model server" >&2
 start=$(date +%s)
 spark start trainPrm --task-queue "$queue" --wait --json --config - >"$logs/train-prm.json" <<JSON
 { "runName": "$run",
-  "labelsManifestUri": "s3://$SPARK_S3_BUCKET/runs/$run/labels/manifest.json",
+  "labelsManifestUri": "s3://$SPARK_S3_BUCKET/runs/$labels_run/labels/manifest.json",
   "trainer": { "baseURL": "http://127.0.0.1:$trainer_port" },
   "baseModel": "gemma-3-270m",
   "adapter": { "kind": "lora", "rank": 8, "alpha": 16, "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"] },
@@ -74,14 +93,21 @@ spark start trainPrm --task-queue "$queue" --wait --json --config - >"$logs/trai
 JSON
 echo "[gemma-run] stage 2 took $(( $(date +%s) - start ))s" >&2
 
-echo "[gemma-run] stage 3: rlTrain, $rl_steps GRPO steps with the PRM as reward" >&2
+# The verifiable reward (format gate, then the boxed answer against GSM8K's) keeps a step to two
+# model calls on CPU; REWARD=prm scores rollouts with the PRM just trained instead.
+if [ "${REWARD:-verifiable}" = "prm" ]; then
+  reward="{ \"formulation\": \"selective-advantage\", \"prm\": { \"endpoint\": $endpoint, \"model\": \"$run-prm\", \"style\": \"prm-cot\", \"maxTokens\": $max_tokens } }"
+else
+  reward='{ "formulation": "verifiable" }'
+fi
+echo "[gemma-run] stage 3: rlTrain, $rl_steps GRPO steps (reward: ${REWARD:-verifiable})" >&2
 start=$(date +%s)
 spark start rlTrain --task-queue "$queue" --wait --json --config - >"$logs/rl-train.json" <<JSON
 { "runName": "$run",
   "policy": { "baseModel": "gemma-3-270m", "endpoint": $endpoint, "model": "gemma-3-270m", "sampling": { "temperature": 1, "topP": 1, "maxTokens": $max_tokens },
               "adapter": { "kind": "lora", "rank": 8, "alpha": 16, "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"] } },
   "trainer": { "baseURL": "http://127.0.0.1:$trainer_port" },
-  "reward": { "formulation": "selective-advantage", "prm": { "endpoint": $endpoint, "model": "$run-prm", "style": "prm-cot", "maxTokens": $max_tokens } },
+  "reward": $reward,
   "dataset": { "uri": "$gsm8k", "fields": { "question": "question", "answer": "answer" }, "offset": 100, "limit": 16 },
   "grpo": { "batchSize": 2, "groupSize": 4 },
   "totalSteps": $rl_steps, "checkpointEvery": 1, "publishEvery": 1, "seed": 1 }
