@@ -10,9 +10,10 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from .protocol import (
@@ -46,10 +47,16 @@ def create_app(sessions: Sessions) -> FastAPI:
     async def protocol_error(_: Request, err: ProtocolError) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status)
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, err: Exception) -> JSONResponse:
-        log.exception("%s %s failed", request.method, request.url.path)
-        return _error(ProtocolError("internal", f"internal error: {err!r}"))
+    # A middleware, not an exception handler: Starlette re-raises after a catch-all handler has
+    # answered, and the server then resets the connection, so the client might never read the 500.
+    @app.middleware("http")
+    async def internal_error(request: Request, call_next: Any) -> Response:
+        try:
+            response: Response = await call_next(request)
+            return response
+        except Exception as err:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return _error(ProtocolError("internal", f"internal error: {err!r}"))
 
     @app.get("/health")
     async def health() -> JSONResponse:
