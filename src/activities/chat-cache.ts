@@ -84,14 +84,19 @@ export const LEGACY_SAMPLE_PREFIX = 'cache/chat';
  * call; every request of the call is named by it and its run of sample indices.
  */
 export function promptHash(model: string, messages: ChatMessage[], sampling: SamplingParams): string {
-  return createHash('sha256').update(JSON.stringify({
+  return createHash('sha256').update(JSON.stringify(askedFor(model, messages, sampling))).digest('hex');
+}
+
+/** What is asked, in the field order both layouts hash (a change here renames every stored sample). */
+function askedFor(model: string, messages: ChatMessage[], sampling: SamplingParams) {
+  return {
     model,
     messages: messages.map((m) => [m.role, m.content]),
     temperature: sampling.temperature,
     topP: sampling.topP ?? null,
     maxTokens: sampling.maxTokens ?? null,
     seed: sampling.seed ?? null,
-  })).digest('hex');
+  };
 }
 
 /**
@@ -141,15 +146,7 @@ export function requestKey(group: SampleGroup, prompt: string, start: number, n:
  * way are still read back, so re-running them makes no call.
  */
 export function sampleKey(model: string, messages: ChatMessage[], sampling: SamplingParams, index: number): string {
-  const canonical = JSON.stringify({
-    model,
-    messages: messages.map((m) => [m.role, m.content]),
-    temperature: sampling.temperature,
-    topP: sampling.topP ?? null,
-    maxTokens: sampling.maxTokens ?? null,
-    seed: sampling.seed ?? null,
-    index,
-  });
+  const canonical = JSON.stringify({ ...askedFor(model, messages, sampling), index });
   const hash = createHash('sha256').update(canonical).digest('hex');
   return `${LEGACY_SAMPLE_PREFIX}/${hash.slice(0, 2)}/${hash}.json`;
 }
