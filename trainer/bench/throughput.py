@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,33 +30,15 @@ import httpx
 import torch
 from peft import LoraConfig, get_peft_model
 
+from spark_trainer.local_s3 import free_port, local_s3, wait_for_port
 from spark_trainer.models import load_model, load_tokenizer, pick_device
-from spark_trainer.s3 import ObjectStore, S3Config
+from spark_trainer.s3 import ObjectStore
 from spark_trainer.tiny_model import default_datasets_dir, make_tiny_model
 from spark_trainer.tokens import encode_example
 
-REPO = Path(__file__).resolve().parents[2]
 LORA = {"kind": "lora", "rank": 8, "alpha": 16, "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
 OPTIMIZER = {"name": "adamw", "learningRate": 1e-4, "betas": [0.9, 0.999], "weightDecay": 0, "warmupSteps": 0}
 BUCKET = "spark"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{what} did not start") from None
-            time.sleep(0.1)
 
 
 def examples(count: int) -> list[dict[str, Any]]:
@@ -139,7 +120,7 @@ def server_loop(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_port(port, process, "the trainer server")
+        wait_for_port(port, process, "the trainer server")
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
         refs = []
         for step, batch in enumerate(batches):
@@ -202,49 +183,27 @@ def main() -> None:
     rows = examples(args.steps * args.batch)
     batches = [rows[i * args.batch : (i + 1) * args.batch] for i in range(args.steps)]
 
-    versitygw = shutil.which("versitygw") or str(REPO / ".tools/bin/versitygw")
-    s3_port = free_port()
-    (tmp / "meta").mkdir()
-    (tmp / "data").mkdir()
-    keys = {"ROOT_ACCESS_KEY": "bench", "ROOT_SECRET_KEY": "benchsecret"}
-    gw = subprocess.Popen(
-        [
-            versitygw,
-            "--port",
-            f"127.0.0.1:{s3_port}",
-            "--keep-alive",
-            "posix",
-            "--sidecar",
-            str(tmp / "meta"),
-            str(tmp / "data"),
-        ],
-        env={**os.environ, **keys},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        **os.environ,
-        "SPARK_S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
-        "SPARK_S3_FORCE_PATH_STYLE": "true",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "benchsecret",
-        "BENCH_TMP": str(tmp),
-    }
     try:
-        wait_port(s3_port, gw, "versitygw")
-        store = ObjectStore(S3Config.from_env(env))
-        store.ensure_bucket(BUCKET)
-        plain, server, checkpoint = [], [], []
-        for round_ in range(args.rounds):
-            plain.append(plain_loop(model_dir, batches))
-            per_step, per_ckpt = server_loop(
-                model_dir, batches, env, store, args.checkpoint_every, f"r{round_}"
-            )
-            server.append(per_step)
-            checkpoint.append(per_ckpt)
+        with local_s3(tmp / "s3") as s3:
+            env = {
+                **os.environ,
+                "SPARK_S3_ENDPOINT": s3.endpoint or "",
+                "SPARK_S3_FORCE_PATH_STYLE": "true",
+                "AWS_ACCESS_KEY_ID": s3.access_key_id or "",
+                "AWS_SECRET_ACCESS_KEY": s3.secret_access_key or "",
+                "BENCH_TMP": str(tmp),
+            }
+            store = ObjectStore(s3)
+            store.ensure_bucket(BUCKET)
+            plain, server, checkpoint = [], [], []
+            for round_ in range(args.rounds):
+                plain.append(plain_loop(model_dir, batches))
+                per_step, per_ckpt = server_loop(
+                    model_dir, batches, env, store, args.checkpoint_every, f"r{round_}"
+                )
+                server.append(per_step)
+                checkpoint.append(per_ckpt)
     finally:
-        gw.terminate()
-        gw.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
     def mean(xs: list[float]) -> float:

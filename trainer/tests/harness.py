@@ -7,10 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,78 +19,22 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from spark_trainer.local_s3 import free_port, local_s3
 from spark_trainer.s3 import ObjectStore, S3Config
 from spark_trainer.server import create_app
 from spark_trainer.sessions import Engine, Sessions
 
-REPO = Path(__file__).resolve().parents[2]
 BUCKET = "spark"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _versitygw() -> str:
-    for candidate in (
-        os.environ.get("SPARK_VERSITYGW"),
-        str(REPO / ".tools/bin/versitygw"),
-        shutil.which("versitygw"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.fail("versitygw is not installed: run `npm run setup` (it builds .tools/bin/versitygw)")
 
 
 @pytest.fixture(scope="session")
 def s3_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Config]:
-    root = tmp_path_factory.mktemp("s3")
-    (root / "meta").mkdir()
-    (root / "data").mkdir()
-    port = free_port()
-    env = {**os.environ, "ROOT_ACCESS_KEY": "sparktest", "ROOT_SECRET_KEY": "sparktestsecret"}
-    log = (root / "versitygw.log").open("wb")
-    process = subprocess.Popen(
-        [
-            _versitygw(),
-            "--port",
-            f"127.0.0.1:{port}",
-            # Without it versitygw closes every connection after one request.
-            "--keep-alive",
-            "posix",
-            "--sidecar",
-            str(root / "meta"),
-            str(root / "data"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    config = S3Config(
-        endpoint=f"http://127.0.0.1:{port}",
-        region="us-east-1",
-        access_key_id="sparktest",
-        secret_access_key="sparktestsecret",
-        force_path_style=True,
-    )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"versitygw did not start; see {root / 'versitygw.log'}")
-                time.sleep(0.05)
-        ObjectStore(config).ensure_bucket(BUCKET)
-        yield config
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        with local_s3(tmp_path_factory.mktemp("s3")) as config:
+            ObjectStore(config).ensure_bucket(BUCKET)
+            yield config
+    except FileNotFoundError as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="session")
