@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -266,7 +266,7 @@ const plainRow = rows.find((r) => r.name.startsWith('(b)'))!;
 const capacityRow = rows.find((r) => r.name.startsWith('(c)'))!;
 const perK = (v: number | undefined) => (v === undefined ? '' : (v * 1000) / N);
 const fmt = (v: number | string | undefined, digits = 0) => (v === undefined || v === '' ? '–' : typeof v === 'string' ? v : v.toFixed(digits));
-const header = ['run', 'wall s', 'requests/s', 'samples/s', '÷ (b)', '÷ (c)', 'S3 objects /1k problems', 'S3 MiB /1k problems', 'sample objects /request', 'driver CPU s', 'driver peak RSS MiB', 'Temporal CPU s', 'S3 CPU s', 'load server CPU s', 'history events /shard (max)'];
+const header = ['run', 'wall s', 'requests/s', 'samples/s', '÷ (b)', '÷ (c)', 'S3 objects /1k problems', 'S3 MiB /1k problems', 'sample objects /request', 'driver CPU s', 'driver CPU ms /request', 'driver peak RSS MiB', 'Temporal CPU s', 'S3 CPU s', 'load server CPU s', 'history events /shard (max)'];
 const table = rows.map((r) => [
   r.name,
   fmt(r.wallS, 1),
@@ -278,6 +278,7 @@ const table = rows.map((r) => [
   fmt(r.bytes === undefined ? undefined : (perK(r.bytes) as number) / 2 ** 20, 1),
   fmt(r.sampleObjects === undefined || r.requests === 0 ? undefined : r.sampleObjects / r.requests, 2),
   fmt(r.cpuS, 1),
+  fmt(r.cpuS === undefined || r.requests === 0 ? undefined : (r.cpuS * 1000) / r.requests, 2),
   fmt(r.peakRssMiB, 0),
   fmt(r.temporalCpuS, 1),
   fmt(r.s3CpuS, 1),
@@ -291,3 +292,11 @@ if (repeat > 1) for (const [name, runs] of byName) if (runs.length > 1) console.
 console.log(line(header));
 console.log(`|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
 for (const row of table) console.log(line(row));
+// Every process of a run shares this machine's cores: their CPU seconds together bound its wall time.
+const cores = availableParallelism();
+for (const r of rows) {
+  if (r.cpuS === undefined) continue;
+  const allCpu = r.cpuS + (r.temporalCpuS ?? 0) + (r.s3CpuS ?? 0) + (r.serverCpuS ?? 0);
+  const floor = allCpu / cores;
+  console.log(`  ${r.name}: ${allCpu.toFixed(1)} CPU s in all processes; on ${cores} cores no less than ${floor.toFixed(1)} s wall${r === plainRow ? '' : `, so ÷ (b) ≤ ${(plainRow.wallS / floor).toFixed(2)} here`}`);
+}

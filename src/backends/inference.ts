@@ -4,7 +4,6 @@ import OpenAI, {
   APIError,
   APIUserAbortError,
 } from 'openai';
-import { z } from 'zod';
 import type { ChatMessage, SamplingParams } from '../domain/chat.js';
 import type { InferenceEndpoint } from '../domain/endpoints.js';
 import { createHttpFetch } from './http-fetch.js';
@@ -127,42 +126,59 @@ function processFetch(): typeof fetch {
   return (sharedFetch ??= createHttpFetch());
 }
 
-const CompletionSchema = z.object({
-  id: z.string().default(''),
-  model: z.string().default(''),
-  choices: z
-    .array(
-      z.object({
-        index: z.number().int().nonnegative(),
-        message: z.object({ content: z.string().nullable().default('') }).passthrough(),
-        finish_reason: z.string().nullable().default('stop'),
-      }).passthrough(),
-    )
-    .min(1),
-  usage: z
-    .object({ prompt_tokens: z.number().default(0), completion_tokens: z.number().default(0) })
-    .passthrough()
-    .optional(),
-}).passthrough();
-
-/** Vendor responses differ slightly, so parse leniently, but insist on the choices we asked for. */
+/**
+ * Vendor responses differ slightly, so parse leniently (missing ids, null content or finish
+ * reasons get defaults), but insist on the choices we asked for. Checked by hand rather than
+ * with a schema: this runs once per model request, and on a busy stage-1 worker a schema
+ * parse was a visible share of its CPU.
+ */
 function parseCompletion(raw: unknown, n: number): ChatResult {
-  const parsed = CompletionSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new InferenceError('malformed-response', `the server answered with an unexpected body: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  }
-  const choices = [...parsed.data.choices]
-    .sort((a, b) => a.index - b.index)
-    .map((c) => ({ index: c.index, text: c.message.content ?? '', finishReason: c.finish_reason ?? 'stop' }));
+  const body = record(raw, 'the body');
+  const choicesRaw = body.choices;
+  if (!Array.isArray(choicesRaw) || choicesRaw.length === 0) malformed('choices: expected a non-empty array');
+  const choices = (choicesRaw as unknown[]).map((c, i) => {
+    const choice = record(c, `choices[${i}]`);
+    const index = choice.index;
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) malformed(`choices[${i}].index: expected a non-negative integer`);
+    const message = record(choice.message, `choices[${i}].message`);
+    const content = message.content ?? '';
+    if (typeof content !== 'string') malformed(`choices[${i}].message.content: expected a string or null`);
+    const finish = choice.finish_reason ?? 'stop';
+    if (typeof finish !== 'string') malformed(`choices[${i}].finish_reason: expected a string or null`);
+    return { index: index as number, text: content as string, finishReason: finish as string };
+  });
+  choices.sort((a, b) => a.index - b.index);
   if (choices.length !== n) {
     throw new InferenceError('malformed-response', `asked for n=${n} choices, got ${choices.length}`);
   }
+  const usage = body.usage === undefined || body.usage === null ? {} : record(body.usage, 'usage');
   return {
-    id: parsed.data.id,
-    model: parsed.data.model,
+    id: optionalString(body.id, 'id'),
+    model: optionalString(body.model, 'model'),
     choices,
-    usage: { promptTokens: parsed.data.usage?.prompt_tokens ?? 0, completionTokens: parsed.data.usage?.completion_tokens ?? 0 },
+    usage: { promptTokens: optionalNumber(usage.prompt_tokens, 'usage.prompt_tokens'), completionTokens: optionalNumber(usage.completion_tokens, 'usage.completion_tokens') },
   };
+}
+
+function malformed(detail: string): never {
+  throw new InferenceError('malformed-response', `the server answered with an unexpected body: ${detail}`);
+}
+
+function record(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) malformed(`${where}: expected an object`);
+  return value as Record<string, unknown>;
+}
+
+function optionalString(value: unknown, where: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') malformed(`${where}: expected a string`);
+  return value as string;
+}
+
+function optionalNumber(value: unknown, where: string): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number') malformed(`${where}: expected a number`);
+  return value as number;
 }
 
 /** Maps anything the openai client throws to an InferenceError, once, for every caller. */

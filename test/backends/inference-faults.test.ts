@@ -162,3 +162,46 @@ describe('sampleWithCache', () => {
     expect(new Set(out.samples.map((s) => s.request.seed)).size).toBe(3);
   });
 });
+
+describe('completion bodies: lenient where vendors differ, strict where it matters', () => {
+  /** A server that answers every chat completion with `body`, over real HTTP. */
+  async function answering(body: unknown): Promise<{ url: string; close: () => Promise<void> }> {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    return { url: `http://127.0.0.1:${port}/v1`, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  async function chatWith(body: unknown, n = 2) {
+    const server = await answering(body);
+    try {
+      return await new InferenceClient({ baseURL: server.url, supportsN: true, timeoutMs: 5_000 })
+        .chat({ model: 'm', messages, sampling, n })
+        .then((r) => r, (e: unknown) => e as InferenceError);
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('takes null ids, null content, no finish reason and no usage, and orders choices by index', async () => {
+    const result = await chatWith({ id: null, choices: [{ index: 1, message: { content: 'b' } }, { index: 0, message: { content: null }, finish_reason: 'length' }] });
+    expect(result).toEqual({ id: '', model: '', choices: [{ index: 0, text: '', finishReason: 'length' }, { index: 1, text: 'b', finishReason: 'stop' }], usage: { promptTokens: 0, completionTokens: 0 } });
+  });
+
+  it.each([
+    [{ choices: [] }, 'choices: expected a non-empty array'],
+    [{ choices: [{ index: 0, message: { content: 5 } }, { index: 1, message: { content: 'x' } }] }, 'choices[0].message.content: expected a string or null'],
+    [{ choices: [{ index: -1, message: { content: 'a' } }, { index: 1, message: { content: 'x' } }] }, 'choices[0].index: expected a non-negative integer'],
+    [{ choices: [{ index: 0 }, { index: 1, message: { content: 'x' } }] }, 'choices[0].message: expected an object'],
+    [{ choices: [{ index: 0, message: { content: 'a' } }] }, 'asked for n=2 choices, got 1'],
+  ])('names what is wrong in %j as a retryable malformed response', async (body, detail) => {
+    const err = await chatWith(body);
+    expect(err).toBeInstanceOf(InferenceError);
+    expect((err as InferenceError).kind).toBe('malformed-response');
+    expect((err as InferenceError).message).toContain(detail);
+  });
+});
