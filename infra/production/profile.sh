@@ -120,7 +120,7 @@ temporal_env() {
   export TEMPORAL_WORKER_PORT=$((t_port + 6)) TEMPORAL_HTTP_PORT=$((t_port + 10)) TEMPORAL_MEMBERSHIP_BASE="${TEMPORAL_MEMBERSHIP_BASE:-1693}"
   export TEMPORAL_DYNAMIC_CONFIG="$here/temporal/dynamicconfig.yaml"
 }
-healthy() { "$tools/temporal" operator cluster health --address "$address" 2>/dev/null | grep -q SERVING; }
+healthy() { "$tools/temporal" operator cluster health --address "$address" >/dev/null 2>&1; }
 
 start_temporal() {
   [ -x "$tools/temporal-server" ] || die "the Temporal server is not built: run infra/production/install.sh"
