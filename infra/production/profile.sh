@@ -129,7 +129,7 @@ start_temporal() {
   setup_schema temporal_visibility visibility
   if ! healthy; then
     temporal_env
-    nohup "$tools/temporal-server" --root "$here/temporal" --config config --env production --allow-no-auth start \
+    nohup "$tools/temporal-server" --config-file "$here/temporal/server.yaml" --allow-no-auth start \
       </dev/null >>"$logs/temporal.log" 2>&1 &
     echo $! > "$run/temporal.pid"
     wait_for 120 "the Temporal server" "$logs/temporal.log" healthy

@@ -40,9 +40,15 @@ interface K8sObject {
 
 function load(file: string): { doc: unknown; comment: string }[] {
   const text = readFileSync(join(dir, file), 'utf8');
-  return parseAllDocuments(text).map((d) => {
+  const docs = parseAllDocuments(text);
+  // The comment lines that open each document's source (documents are separated by `---` lines).
+  const chunks = text.split(/^---$/m);
+  expect(chunks.length, file).toBe(docs.length);
+  return docs.map((d, i) => {
     expect(d.errors, `${file}: ${d.errors.map((e) => e.message).join('; ')}`).toEqual([]);
-    return { doc: d.toJS() as unknown, comment: `${d.commentBefore ?? ''}` };
+    const lines = chunks[i]!.split('\n').map((l) => l.trim()).filter(Boolean);
+    const firstContent = lines.findIndex((l) => !l.startsWith('#'));
+    return { doc: d.toJS() as unknown, comment: lines.slice(0, firstContent).join('\n') };
   });
 }
 

@@ -8,7 +8,8 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['test/production/**/*.prod.ts'],
+    // The manifest check is quick and also part of `npm test`.
+    include: ['test/production/**/*.prod.ts', 'test/production/k8s-manifests.test.ts'],
     testTimeout: 20 * 60_000,
     hookTimeout: 20 * 60_000,
     pool: 'forks',
