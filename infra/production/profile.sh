@@ -13,9 +13,9 @@
 #   profile.sh kill worker-N      SIGKILL one worker (fault tests)
 #   profile.sh reset-data         down, then delete the S3 data and the sandbox logs (Temporal's data stays)
 #
-# Settings (environment): SPARK_PROD_DATA (.data/production), SPARK_PG_PORT (15432),
-# SPARK_PROD_TEMPORAL_PORT (17233; history/matching/worker/HTTP on +1/+2/+6/+10, membership on 16933..),
-# SPARK_PROD_S3_PORT (17070), SPARK_PROD_SIM_PORT (18300), SPARK_PROD_TRAINER_PORT (18400),
+# Settings (environment): SPARK_PROD_DATA (.data/production), SPARK_PG_PORT (25432),
+# SPARK_PROD_TEMPORAL_PORT (27233; history/matching/worker/HTTP on +1/+2/+6/+10, membership on 26933..),
+# SPARK_PROD_S3_PORT (27070), SPARK_PROD_SIM_PORT (28300), SPARK_PROD_TRAINER_PORT (28400),
 # SPARK_PROD_WORKERS (2), SPARK_PROD_TASK_QUEUE (spark), SPARK_PROD_BUCKET (spark).
 # Logs: .data/production/logs/<part>.log; pid files: .data/production/run/<part>.pid.
 set -euo pipefail
@@ -26,12 +26,12 @@ logs="$data/logs"
 run="$data/run"
 tools="$root/.tools/bin"
 
-pg_port="${SPARK_PG_PORT:-15432}"
+pg_port="${SPARK_PG_PORT:-25432}"
 pg_password="${SPARK_PG_PASSWORD:-temporal}"
-t_port="${SPARK_PROD_TEMPORAL_PORT:-17233}"
-s3_port="${SPARK_PROD_S3_PORT:-17070}"
-sim_port="${SPARK_PROD_SIM_PORT:-18300}"
-trainer_port="${SPARK_PROD_TRAINER_PORT:-18400}"
+t_port="${SPARK_PROD_TEMPORAL_PORT:-27233}"
+s3_port="${SPARK_PROD_S3_PORT:-27070}"
+sim_port="${SPARK_PROD_SIM_PORT:-28300}"
+trainer_port="${SPARK_PROD_TRAINER_PORT:-28400}"
 workers="${SPARK_PROD_WORKERS:-2}"
 task_queue="${SPARK_PROD_TASK_QUEUE:-spark}"
 bucket="${SPARK_PROD_BUCKET:-spark}"
@@ -58,6 +58,14 @@ stop_pid() {
     say "stopped $name (pid $p)"
   fi
   rm -f "$run/$name.pid"
+}
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# not_foreign NAME PORT: a port that answers must be this profile's NAME (by its pid file); otherwise
+# the part would talk to someone else's server (a dev server, another profile), so stop here.
+not_foreign() {
+  if listening "$2" && ! alive "$1"; then
+    die "127.0.0.1:$2 answers but not as this profile's $1 (no live pid in $run/$1.pid): stop that process or set the port (see profile.sh's header)"
+  fi
 }
 wait_for() { # wait_for SECONDS WHAT LOG CMD...
   local secs="$1" what="$2" log="$3"; shift 3
@@ -117,7 +125,7 @@ setup_schema() {
 temporal_env() {
   export SPARK_PG_PORT="$pg_port" SPARK_PG_PASSWORD="$pg_password"
   export TEMPORAL_PORT="$t_port" TEMPORAL_HISTORY_PORT=$((t_port + 1)) TEMPORAL_MATCHING_PORT=$((t_port + 2))
-  export TEMPORAL_WORKER_PORT=$((t_port + 6)) TEMPORAL_HTTP_PORT=$((t_port + 10)) TEMPORAL_MEMBERSHIP_BASE="${TEMPORAL_MEMBERSHIP_BASE:-1693}"
+  export TEMPORAL_WORKER_PORT=$((t_port + 6)) TEMPORAL_HTTP_PORT=$((t_port + 10)) TEMPORAL_MEMBERSHIP_BASE="${TEMPORAL_MEMBERSHIP_BASE:-2693}"
   export TEMPORAL_DYNAMIC_CONFIG="$here/temporal/dynamicconfig.yaml"
 }
 healthy() { "$tools/temporal" operator cluster health --address "$address" >/dev/null 2>&1; }
@@ -127,6 +135,7 @@ start_temporal() {
   pg_ready || start_postgres
   setup_schema temporal temporal
   setup_schema temporal_visibility visibility
+  not_foreign temporal "$t_port"
   if ! healthy; then
     temporal_env
     nohup "$tools/temporal-server" --config-file "$here/temporal/server.yaml" --allow-no-auth start \
@@ -162,11 +171,12 @@ s3_env() {
   export SPARK_DATA_DIR="$data" SPARK_S3_PORT="$s3_port" SPARK_S3_BUCKET="$bucket"
   export AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key"
 }
-start_s3() { (s3_env; bash "$root/infra/local-s3/start.sh" 2>>"$logs/s3.log") || die "S3 did not start; see $logs/s3.log"; say "S3 (versitygw) on http://127.0.0.1:$s3_port bucket $bucket"; }
+start_s3() { not_foreign s3 "$s3_port"; (s3_env; bash "$root/infra/local-s3/start.sh" 2>>"$logs/s3.log") || die "S3 did not start; see $logs/s3.log"; say "S3 (versitygw) on http://127.0.0.1:$s3_port bucket $bucket"; }
 stop_s3() { stop_pid s3 TERM; }
 
 # ---------------------------------------------------------------- the sandbox (stands in for vLLM and the GPU trainer)
 start_sandbox() {
+  not_foreign sim "$sim_port"; not_foreign trainer "$trainer_port"
   healthy || die "the sandbox is started through the local stack's command, which starts a dev server when Temporal does not answer: start temporal first"
   (
     s3_env
