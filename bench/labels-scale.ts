@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import type { RequestLogEntry } from '../src/sim/requestLog.js';
-import { peakConcurrency } from '../src/sim/requestLog.js';
+import type { RequestLogEntry } from '../sandbox/model-server/requestLog.js';
+import { peakConcurrency } from '../sandbox/model-server/requestLog.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../src/workflows/index.js';
-import { shardName } from '../src/domain/labels.js';
+import { shardName } from '../src/spark/labels/labels.js';
 import { repoRoot } from '../src/cli/local-stack.js';
-import { sandboxDataset, withSandboxWorker } from '../src/cli/sandbox.js';
+import { sandboxDataset, withSandboxWorker } from '../sandbox/sandbox-worker.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -14,8 +14,8 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
-import { ROLE_MARKERS } from '../src/domain/prompts.js';
-import { renderPolicyResponse, renderVerification } from '../src/domain/formats.js';
+import { ROLE_MARKERS } from '../src/spark/common/prompts.js';
+import { renderPolicyResponse, renderVerification } from '../src/spark/common/formats.js';
 
 const { values: args } = parseArgs({
   options: {

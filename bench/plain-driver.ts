@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
-import { Semaphore } from '../src/domain/concurrency.js';
-import { parsePolicyResponse, parseVerification } from '../src/domain/formats.js';
-import { tallyVotes } from '../src/domain/aggregation.js';
-import { methodLabels, storedLabels, voteLabels, voteMethodsFor } from '../src/domain/labels.js';
-import { buildGeneratorMessages, buildVerifierMessages } from '../src/domain/prompts.js';
-import { SynthesizeLabelsInputSchema } from '../src/domain/inputs/synthesize-labels.js';
+import { Semaphore } from '../src/core/concurrency.js';
+import { parsePolicyResponse, parseVerification } from '../src/spark/common/formats.js';
+import { tallyVotes } from '../src/spark/labels/aggregation.js';
+import { methodLabels, storedLabels, voteLabels, voteMethodsFor } from '../src/spark/labels/labels.js';
+import { buildGeneratorMessages, buildVerifierMessages } from '../src/spark/common/prompts.js';
+import { SynthesizeLabelsInputSchema } from '../src/spark/labels/input.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -59,13 +59,13 @@ export async function stackUp(log: (msg: string) => void = (m) => console.error(
   execFileSync('bash', [join(repoRoot, 'infra/local-s3/start.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const simBaseURL = `http://127.0.0.1:${s.simPort}/v1`;
   if (!(await answers(`${simBaseURL}/models`))) {
-    startBackground('sim', ['--import', 'tsx', join(repoRoot, 'src/sim/main.ts'), '--port', String(s.simPort), '--seed', String(s.simSeed)], s.dataDir, env);
+    startBackground('sim', ['--import', 'tsx', join(repoRoot, 'sandbox/model-server/main.ts'), '--port', String(s.simPort), '--seed', String(s.simSeed)], s.dataDir, env);
     await waitFor(() => answers(`${simBaseURL}/models`), 'the sandbox model server', join(s.dataDir, 'logs/sim.log'));
   }
   log(`[stack] sandbox models on ${simBaseURL}`);
   const trainerURL = `http://127.0.0.1:${s.trainerPort}`;
   if (!(await answers(`${trainerURL}/health`))) {
-    startBackground('trainer', ['--import', 'tsx', join(repoRoot, 'src/sim/trainer/main.ts'), '--port', String(s.trainerPort), '--events-file', join(s.dataDir, 'logs/trainer-events.jsonl')], s.dataDir, env);
+    startBackground('trainer', ['--import', 'tsx', join(repoRoot, 'sandbox/trainer/main.ts'), '--port', String(s.trainerPort), '--events-file', join(s.dataDir, 'logs/trainer-events.jsonl')], s.dataDir, env);
     await waitFor(() => answers(`${trainerURL}/health`), 'the sandbox trainer', join(s.dataDir, 'logs/trainer.log'));
   }
   log(`[stack] sandbox trainer on ${trainerURL}`);

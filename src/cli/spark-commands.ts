@@ -3,10 +3,10 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 import type { RlTrainHandle, SparkClient, SparkRunHandle, SparkWorkflowName } from '../client/spark-client.js';
 import { isSparkWorkflowName, listQuery, sparkWorkflowNames, temporalWebUrl, validateInput } from '../client/spark-client.js';
-import type { RlMetricsRow } from '../domain/rl.js';
-import type { TemporalSettings } from '../workers/temporal-connection.js';
-import type { RlTrainProgress, RlTrainResult } from '../workflows/rl-train.js';
-import { SparkRun, SparkStatus } from '../workflows/search-attributes.js';
+import type { RlMetricsRow } from '../spark/rl/grpo.js';
+import type { TemporalSettings } from '../core/temporal/connection.js';
+import type { RlTrainProgress, RlTrainResult } from '../spark/rl/rl-train.workflow.js';
+import { SparkRun, SparkStatus } from '../core/temporal/search-attributes.js';
 import { readConfigFile } from './spark-config.js';
 import {
   formatDuration, formatKeyValues, formatResult, formatRlMetrics, formatTable, progressLine, progressView, renderProgress, stageRows,
@@ -407,7 +407,7 @@ const set: CommandSpec = {
 /** Every metrics row of an rlTrain run from S3; null (and a note) when S3 cannot be read from here. */
 async function rlMetricsRows(ctx: CommandContext, metricsPrefix: string): Promise<RlMetricsRow[] | null> {
   // Loaded here: the S3 SDK is slow to import and only this command needs it.
-  const { ObjectStore, s3ConfigFromEnv } = await import('../backends/s3-store.js');
+  const { ObjectStore, s3ConfigFromEnv } = await import('../core/store/s3-store.js');
   const store = new ObjectStore(s3ConfigFromEnv(ctx.env));
   try {
     const keys = (await store.list(`${metricsPrefix}/`)).filter((k) => k.endsWith('.json')).sort();
@@ -425,7 +425,7 @@ async function htmlReport(ctx: CommandContext, result: { manifest: { uri: string
   const runName = /\/runs\/([^/]+)\/pipeline\/manifest\.json$/.exec(result.manifest.uri)?.[1];
   if (!runName) throw new Error(`cannot tell the run name from ${result.manifest.uri}`);
   // Loaded here: the S3 SDK is slow to import and only this option needs it.
-  const [{ ObjectStore, s3ConfigFromEnv }, { buildRunReport }] = await Promise.all([import('../backends/s3-store.js'), import('../client/run-report.js')]);
+  const [{ ObjectStore, s3ConfigFromEnv }, { buildRunReport }] = await Promise.all([import('../core/store/s3-store.js'), import('../client/run-report.js')]);
   const store = new ObjectStore(s3ConfigFromEnv(ctx.env));
   try {
     const files = await buildRunReport(store, { runName });

@@ -3,7 +3,7 @@
  * answer, tables, and the per-workflow summaries of `report`. Plain text, so it reads the same in a
  * terminal, a log file or CI.
  */
-import type { RlMetricsRow } from '../domain/rl.js';
+import type { RlMetricsRow } from '../spark/rl/grpo.js';
 
 export interface ProgressBar {
   label: string;

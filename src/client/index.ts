@@ -11,33 +11,33 @@ export type {
   GrpoWorkflowName, HyperparametersApplied, InputIssue, SparkClientOptions, SparkConfig, SparkHandle, SparkInput, SparkListFilter, SparkProgress, SparkResult,
   SparkRunSummary, SparkStartOptions, SparkWorkflowName,
 } from './spark-client.js';
-export type { TemporalSettings } from '../workers/temporal-connection.js';
+export type { TemporalSettings } from '../core/temporal/connection.js';
 
-export { workflowInputSchemas, inputJsonSchema } from '../domain/inputs/schemas.js';
-export { SampleSolutionsInputSchema } from '../domain/inputs/sample-solutions.js';
-export type { SampleSolutionsInput, SampleSolutionsConfig } from '../domain/inputs/sample-solutions.js';
-export { SynthesizeLabelsInputSchema } from '../domain/inputs/synthesize-labels.js';
-export type { SynthesizeLabelsInput, SynthesizeLabelsConfig } from '../domain/inputs/synthesize-labels.js';
-export { TrainPrmInputSchema } from '../domain/inputs/train-prm.js';
-export type { TrainPrmInput, TrainPrmConfig } from '../domain/inputs/train-prm.js';
-export { EvaluatePrmInputSchema } from '../domain/inputs/evaluate-prm.js';
-export type { EvaluatePrmInput, EvaluatePrmConfig } from '../domain/inputs/evaluate-prm.js';
-export { RlTrainInputSchema, HyperparameterUpdateSchema } from '../domain/inputs/rl-train.js';
-export type { RlTrainInput, RlTrainConfig, HyperparameterUpdate } from '../domain/inputs/rl-train.js';
-export { CoEvolveInputSchema } from '../domain/inputs/co-evolve.js';
-export type { CoEvolveInput, CoEvolveConfig } from '../domain/inputs/co-evolve.js';
-export { EvaluateJudgingInputSchema, EvaluateSelfReflectionInputSchema } from '../domain/inputs/co-evolve-eval.js';
-export type { EvaluateJudgingInput, EvaluateSelfReflectionInput } from '../domain/inputs/co-evolve-eval.js';
+export { workflowInputSchemas, inputJsonSchema } from '../workflows/inputs.js';
+export { SampleSolutionsInputSchema } from '../spark/labels/sample-solutions.input.js';
+export type { SampleSolutionsInput, SampleSolutionsConfig } from '../spark/labels/sample-solutions.input.js';
+export { SynthesizeLabelsInputSchema } from '../spark/labels/input.js';
+export type { SynthesizeLabelsInput, SynthesizeLabelsConfig } from '../spark/labels/input.js';
+export { TrainPrmInputSchema } from '../spark/prm/train-prm.input.js';
+export type { TrainPrmInput, TrainPrmConfig } from '../spark/prm/train-prm.input.js';
+export { EvaluatePrmInputSchema } from '../spark/prm/evaluate-prm.input.js';
+export type { EvaluatePrmInput, EvaluatePrmConfig } from '../spark/prm/evaluate-prm.input.js';
+export { RlTrainInputSchema, HyperparameterUpdateSchema } from '../spark/rl/input.js';
+export type { RlTrainInput, RlTrainConfig, HyperparameterUpdate } from '../spark/rl/input.js';
+export { CoEvolveInputSchema } from '../spark/co-evolve/input.js';
+export type { CoEvolveInput, CoEvolveConfig } from '../spark/co-evolve/input.js';
+export { EvaluateJudgingInputSchema, EvaluateSelfReflectionInputSchema } from '../spark/co-evolve/evaluate-co-evolution.input.js';
+export type { EvaluateJudgingInput, EvaluateSelfReflectionInput } from '../spark/co-evolve/evaluate-co-evolution.input.js';
 
-export type { SampleSolutionsProgress, SampleSolutionsResult } from '../workflows/sample-solutions.js';
-export type { SynthesizeLabelsProgress, SynthesizeLabelsResult } from '../workflows/synthesize-labels.js';
-export type { TrainPrmProgress, TrainPrmResult } from '../workflows/train-prm.js';
-export type { EvaluatePrmProgress, EvaluatePrmResult } from '../workflows/evaluate-prm.js';
-export type { RlTrainProgress, RlTrainResult, AuditEntry } from '../workflows/rl-train.js';
-export type { JudgingReport, SelfReflectionReport } from '../activities/co-evolve.js';
-export type { RlMetricsRow } from '../domain/rl.js';
-export type { ObjectRef } from '../domain/refs.js';
+export type { SampleSolutionsProgress, SampleSolutionsResult } from '../spark/labels/sample-solutions.workflow.js';
+export type { SynthesizeLabelsProgress, SynthesizeLabelsResult } from '../spark/labels/synthesize-labels.workflow.js';
+export type { TrainPrmProgress, TrainPrmResult } from '../spark/prm/train-prm.workflow.js';
+export type { EvaluatePrmProgress, EvaluatePrmResult } from '../spark/prm/evaluate-prm.workflow.js';
+export type { RlTrainProgress, RlTrainResult, AuditEntry } from '../spark/rl/rl-train.workflow.js';
+export type { JudgingReport, SelfReflectionReport } from '../spark/co-evolve/activities.js';
+export type { RlMetricsRow } from '../spark/rl/grpo.js';
+export type { ObjectRef } from '../core/store/refs.js';
 
-export { readLabelsDataset, LabelsDatasetError } from './labels-dataset.js';
-export type { LabelsManifest } from './labels-dataset.js';
-export { ObjectStore, s3ConfigFromEnv } from '../backends/s3-store.js';
+export { readLabelsDataset, LabelsDatasetError } from '../spark/labels/labels-dataset.js';
+export type { LabelsManifest } from '../spark/labels/labels-dataset.js';
+export { ObjectStore, s3ConfigFromEnv } from '../core/store/s3-store.js';

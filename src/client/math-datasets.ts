@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MathDatasetName, MathProblem } from '../domain/math-datasets.js';
-import { MATH_DATASET_FILES, MathDatasetError, parseMathDataset } from '../domain/math-datasets.js';
+import type { MathDatasetName, MathProblem } from '../spark/common/math-datasets.js';
+import { MATH_DATASET_FILES, MathDatasetError, parseMathDataset } from '../spark/common/math-datasets.js';
 
 /** The repo root, as in `src/cli/local-stack.ts` (this file is two folders below it too). */
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));

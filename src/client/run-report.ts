@@ -1,20 +1,21 @@
 /**
  * Builds a run's HTML report from what the pipeline stored: its manifest
- * (`runs/<run>/pipeline/manifest.json`), the labels dataset it points at (scored against the
- * sandbox's ground truth), both ProcessBench `report.json`s, and the RL `metrics/` and `evals/`
+ * (`runs/<run>/pipeline/manifest.json`), the labels dataset it points at (scored by `scoreLabels`
+ * where the caller knows the truth, as the sandbox does), both ProcessBench `report.json`s, and the RL `metrics/` and `evals/`
  * rows. Writes `report.html` and `curves.svg` under `runs/<run>/report/` and to a local folder.
  * Every read is a get of a known key or of a key listed under one of the run's own prefixes.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { ObjectStore } from '../backends/s3-store.js';
-import { mapWithConcurrency } from '../domain/concurrency.js';
-import { labelQuality } from '../domain/label-quality.js';
-import type { EvaluationReport } from '../domain/evaluation.js';
-import type { ReportEvalPoint, ReportProcessBenchRow, ReportStageCalls, RunReportData } from '../domain/report-html.js';
-import { renderCurvesSvg, renderRunReport } from '../domain/report-html.js';
-import type { RlMetricsRow } from '../domain/rl.js';
-import { readLabelsDataset } from './labels-dataset.js';
+import type { ObjectStore } from '../core/store/s3-store.js';
+import { mapWithConcurrency } from '../core/concurrency.js';
+import type { EvaluationReport } from '../spark/prm/evaluation.js';
+import type { AggregationMethod } from '../spark/labels/aggregation.js';
+import type { LabelLine } from '../spark/labels/labels.js';
+import type { ReportEvalPoint, ReportProcessBenchRow, ReportStageCalls, RunReportData } from './report-html.js';
+import { renderCurvesSvg, renderRunReport } from './report-html.js';
+import type { RlMetricsRow } from '../spark/rl/grpo.js';
+import { readLabelsDataset } from '../spark/labels/labels-dataset.js';
 
 /** The parts of `spark.pipeline` the report shows; other fields are ignored. */
 interface PipelineManifest {
@@ -53,8 +54,16 @@ async function getAll<T>(store: ObjectStore, prefix: string): Promise<{ key: str
   return mapWithConcurrency(keys, READ_CONCURRENCY, async (key) => ({ key, value: await store.getJson<T>(key) }));
 }
 
+/** Scores a labels dataset's methods against a known truth (the sandbox's); without one the report has no quality table. */
+export type LabelScorer = (lines: readonly LabelLine[], methods: readonly AggregationMethod[]) => RunReportData['labelQuality'];
+
+export interface RunReportOptions {
+  runName: string;
+  scoreLabels?: LabelScorer;
+}
+
 /** Reads the run and returns the plain rows the report is rendered from. */
-export async function readRunReportData(store: ObjectStore, { runName }: { runName: string }): Promise<RunReportData> {
+export async function readRunReportData(store: ObjectStore, { runName, scoreLabels }: RunReportOptions): Promise<RunReportData> {
   const manifestKey = `runs/${runName}/pipeline/manifest.json`;
   const manifest = await store.getJsonIfExists<PipelineManifest>(manifestKey);
   if (!manifest || manifest.kind !== 'spark.pipeline') {
@@ -66,7 +75,7 @@ export async function readRunReportData(store: ObjectStore, { runName }: { runNa
   let quality: RunReportData['labelQuality'] = [];
   if (lineage.labels) {
     const { manifest: labels, lines } = await readLabelsDataset(store, lineage.labels.manifest.uri);
-    quality = labelQuality(lines, labels.methods).rows;
+    quality = scoreLabels ? scoreLabels(lines, labels.methods) : [];
     callsPerStage.push({ stage: 'labels', callsMade: labels.counts.callsMade, samplesReused: labels.counts.samplesReused });
   }
 
@@ -118,7 +127,7 @@ export async function readRunReportData(store: ObjectStore, { runName }: { runNa
  * Renders the run's report and writes it to `runs/<run>/report/` in the store and to `localDir`
  * (default `.data/reports/<run>/`).
  */
-export async function buildRunReport(store: ObjectStore, opts: { runName: string; localDir?: string }): Promise<RunReportFiles> {
+export async function buildRunReport(store: ObjectStore, opts: RunReportOptions & { localDir?: string }): Promise<RunReportFiles> {
   const data = await readRunReportData(store, opts);
   const localDir = resolve(opts.localDir ?? join('.data', 'reports', opts.runName));
   await mkdir(localDir, { recursive: true });

@@ -8,17 +8,17 @@ import type { WorkflowExecutionDescription, WorkflowExecutionStatusName, Workflo
 import { Client, Connection, WorkflowIdConflictPolicy, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
 import type { z } from 'zod';
-import type { HyperparameterUpdate } from '../domain/inputs/rl-train.js';
-import { HyperparameterUpdateSchema } from '../domain/inputs/rl-train.js';
-import { workflowInputSchemas } from '../domain/inputs/schemas.js';
-import type { RlMetricsRow } from '../domain/rl.js';
-import type { TemporalSettings } from '../workers/temporal-connection.js';
-import { connectionOptions, TemporalSettingsSchema, temporalSettingsFromEnv } from '../workers/temporal-connection.js';
+import type { HyperparameterUpdate } from '../spark/rl/input.js';
+import { HyperparameterUpdateSchema } from '../spark/rl/input.js';
+import { workflowInputSchemas } from '../workflows/inputs.js';
+import type { RlMetricsRow } from '../spark/rl/grpo.js';
+import type { TemporalSettings } from '../core/temporal/connection.js';
+import { connectionOptions, TemporalSettingsSchema, temporalSettingsFromEnv } from '../core/temporal/connection.js';
 import type * as Workflows from '../workflows/index.js';
-import { pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, setHyperparametersUpdate, stopSignal } from '../workflows/rl-train.js';
+import { pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, setHyperparametersUpdate, stopSignal } from '../spark/rl/rl-train.workflow.js';
 import {
   SparkAccuracy, SparkItemsDone, SparkReward, SparkRun, SparkStage, SparkStatus, SparkStep,
-} from '../workflows/search-attributes.js';
+} from '../core/temporal/search-attributes.js';
 
 type WorkflowExports = typeof Workflows;
 type InputSchemas = typeof workflowInputSchemas;

@@ -6,9 +6,9 @@
  * Prints one JSON line `{"event":"worker-ready",...}` once polling, for scripts and tests.
  */
 import { NativeConnection } from '@temporalio/worker';
-import { ObjectStore, s3ConfigFromEnv } from '../backends/s3-store.js';
-import { inferenceClientPool } from '../activities/deps.js';
-import { connectionOptions, temporalSettingsFromEnv } from './temporal-connection.js';
+import { ObjectStore, s3ConfigFromEnv } from '../core/store/s3-store.js';
+import { inferenceClientPool } from '../core/deps.js';
+import { connectionOptions, temporalSettingsFromEnv } from '../core/temporal/connection.js';
 import { createSparkWorker, DEFAULT_TASK_QUEUE } from './create-worker.js';
 
 async function main(): Promise<void> {

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTrainingActivities, type TrainStepsInput } from '../../src/activities/training.js';
-import { TrainerClient, TrainerError } from '../../src/backends/trainer.js';
-import type { Adapter, Optimizer } from '../../src/domain/trainer-protocol.js';
+import { createTrainingActivities, type TrainStepsInput } from '../../src/core/trainer/activities.js';
+import { TrainerClient, TrainerError } from '../../src/core/trainer/client.js';
+import type { Adapter, Optimizer } from '../../src/core/trainer/protocol.js';
 import { makeStore } from '../support/harness.js';
 import { PythonTrainerStack, TINY } from '../support/python-trainer.js';
 

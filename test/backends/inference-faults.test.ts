@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
-import { InferenceClient, InferenceError } from '../../src/backends/inference.js';
-import { toApplicationFailure } from '../../src/activities/failures.js';
-import type { StoredRequest } from '../../src/activities/chat-cache.js';
-import { promptHash, requestKey, SampleGroup, sampleWithCache } from '../../src/activities/chat-cache.js';
-import { buildGeneratorMessages } from '../../src/domain/prompts.js';
-import { generateProblems } from '../../src/domain/arith.js';
-import { startSimServer } from '../../src/sim/server.js';
+import { InferenceClient, InferenceError } from '../../src/core/inference/client.js';
+import { toApplicationFailure } from '../../src/core/temporal/failures.js';
+import type { StoredRequest } from '../../src/core/inference/sample-store.js';
+import { promptHash, requestKey, SampleGroup, sampleWithCache } from '../../src/core/inference/sample-store.js';
+import { buildGeneratorMessages } from '../../src/spark/common/prompts.js';
+import { generateProblems } from '../../sandbox/arith.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
 import { makeStore } from '../support/harness.js';
 
 type Sim = Awaited<ReturnType<typeof startSimServer>>;

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { ObjectAccessError, ObjectNotFoundError, ObjectStore, sha256Hex } from '../../src/backends/s3-store.js';
+import { ObjectAccessError, ObjectNotFoundError, ObjectStore, sha256Hex } from '../../src/core/store/s3-store.js';
 import { makeStore } from '../support/harness.js';
 
 const store = makeStore();

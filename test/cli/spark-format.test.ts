@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigFileError, parseConfigText } from '../../src/cli/spark-config.js';
 import { findBars, formatRlMetrics, progressLine, progressView, renderBar, renderProgress, stageRows } from '../../src/cli/spark-format.js';
-import type { RlMetricsRow } from '../../src/domain/rl.js';
+import type { RlMetricsRow } from '../../src/spark/rl/grpo.js';
 
 describe('progress views', () => {
   it('finds bars in every workflow progress shape', () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { ObjectStore } from '../../src/backends/s3-store.js';
-import { generateProblems } from '../../src/domain/arith.js';
-import type { ObjectRef } from '../../src/domain/refs.js';
+import type { ObjectStore } from '../../src/core/store/s3-store.js';
+import { generateProblems } from '../../sandbox/arith.js';
+import type { ObjectRef } from '../../src/core/store/refs.js';
 
 /** Writes `count` sandbox problems as a JSONL dataset under a fresh key (with `answer` fields if asked). */
 export async function uploadSandboxProblems(store: ObjectStore, opts: { seed: number; count: number; withAnswers?: boolean }): Promise<ObjectRef> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { sparkSearchAttributes } from '../../src/workflows/search-attributes.js';
+import { sparkSearchAttributes } from '../../src/core/temporal/search-attributes.js';
 import { workflowsPath } from '../../src/workers/create-worker.js';
 import { freePort, repoRoot, TEST_S3_KEYS } from './paths.js';
 

@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
-import { ObjectStore } from '../../src/backends/s3-store.js';
-import { inferenceClientPool, type ActivityDeps } from '../../src/activities/deps.js';
+import { ObjectStore } from '../../src/core/store/s3-store.js';
+import { inferenceClientPool, type ActivityDeps } from '../../src/core/deps.js';
 import { createSparkWorker } from '../../src/workers/create-worker.js';
 import { repoRoot, TEST_S3_KEYS } from './paths.js';
-import type { CachedSample, StoredRequest } from '../../src/activities/chat-cache.js';
-import { LEGACY_SAMPLE_PREFIX, REQUEST_PREFIX } from '../../src/activities/chat-cache.js';
-import type { RequestLogEntry } from '../../src/sim/requestLog.js';
-import type { RlMetricsRow } from '../../src/domain/rl.js';
+import type { CachedSample, StoredRequest } from '../../src/core/inference/sample-store.js';
+import { LEGACY_SAMPLE_PREFIX, REQUEST_PREFIX } from '../../src/core/inference/sample-store.js';
+import type { RequestLogEntry } from '../../sandbox/model-server/requestLog.js';
+import type { RlMetricsRow } from '../../src/spark/rl/grpo.js';
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -166,13 +166,13 @@ export interface TrainerProcess extends KillableProcess {
   url: string;
 }
 
-/** Starts the sandbox trainer (`src/sim/trainer/main.ts`) as its own process on `port`, so a test can kill it. */
-export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number }): TrainerProcess {
+/** Starts the sandbox trainer (`sandbox/trainer/main.ts`) as its own process on `port`, so a test can kill it; `env` overrides the suite's (e.g. another S3). */
+export function spawnTrainerProcess(opts: { port: number; eventsFile: string; stepLatencyMs?: number; env?: Record<string, string> }): TrainerProcess {
   const args = ['--port', String(opts.port), '--events-file', opts.eventsFile, '--step-ms', String(opts.stepLatencyMs ?? 0)];
-  return { ...spawnKillable('src/sim/trainer/main.ts', args, {}, '"url"'), url: `http://127.0.0.1:${opts.port}` };
+  return { ...spawnKillable('sandbox/trainer/main.ts', args, opts.env ?? {}, '"url"'), url: `http://127.0.0.1:${opts.port}` };
 }
 
-/** One line of the sandbox trainer's `--events-file` (src/sim/trainer/server.ts). */
+/** One line of the sandbox trainer's `--events-file` (sandbox/trainer/server.ts). */
 export interface TrainerEvent {
   event: string;
   session?: string;

@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ObjectStore } from '../../src/backends/s3-store.js';
-import { objectStoreAdapterReader } from '../../src/sim/models.js';
-import type { SimServer } from '../../src/sim/server.js';
-import { startSimServer } from '../../src/sim/server.js';
+import type { ObjectStore } from '../../src/core/store/s3-store.js';
+import { objectStoreAdapterReader } from '../../sandbox/model-server/models.js';
+import type { SimServer } from '../../sandbox/model-server/server.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
 import { uploadSandboxProblems } from './datasets.js';
 import type { TrainerEvent, TrainerProcess } from './harness.js';
 import { readTrainerEvents, spawnTrainerProcess } from './harness.js';
@@ -23,17 +23,19 @@ export class TrainingSandbox {
     private readonly eventsFile: string,
     readonly promptsUri: string,
     readonly heldOutUri: string,
+    private readonly trainerEnv: Record<string, string> | undefined,
   ) {}
 
-  static async start(store: ObjectStore, seeds: { sim: number; prompts: number; heldOut: number }): Promise<TrainingSandbox> {
+  /** `trainerEnv` overrides the trainer process's environment (e.g. an S3 of the test's own with its keys). */
+  static async start(store: ObjectStore, seeds: { sim: number; prompts: number; heldOut: number }, opts: { trainerEnv?: Record<string, string> } = {}): Promise<TrainingSandbox> {
     const sim = await startSimServer({ seed: seeds.sim, readAdapter: objectStoreAdapterReader(() => store) });
     const port = await freePort();
     const eventsFile = join(mkdtempSync(join(tmpdir(), 'training-sandbox-')), 'events.jsonl');
-    const trainer = spawnTrainerProcess({ port, eventsFile });
+    const trainer = spawnTrainerProcess({ port, eventsFile, env: opts.trainerEnv });
     await trainer.ready;
     const prompts = await uploadSandboxProblems(store, { seed: seeds.prompts, count: 40, withAnswers: true });
     const heldOut = await uploadSandboxProblems(store, { seed: seeds.heldOut, count: 12, withAnswers: true });
-    return new TrainingSandbox(sim, trainer, port, eventsFile, prompts.uri, heldOut.uri);
+    return new TrainingSandbox(sim, trainer, port, eventsFile, prompts.uri, heldOut.uri, opts.trainerEnv);
   }
 
   get trainerURL(): string {
@@ -54,7 +56,7 @@ export class TrainingSandbox {
   async restartTrainer(): Promise<void> {
     await this.trainer.kill();
     await new Promise((r) => setTimeout(r, 1000));
-    this.trainer = spawnTrainerProcess({ port: this.trainerPort, eventsFile: this.eventsFile });
+    this.trainer = spawnTrainerProcess({ port: this.trainerPort, eventsFile: this.eventsFile, env: this.trainerEnv });
     await this.trainer.ready;
   }
 

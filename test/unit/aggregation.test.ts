@@ -3,12 +3,12 @@ import {
   aggregateVerifications, critiqueOutcomeConsensus, critiqueSingle, decideStep, enforceConsistency, firstErrorF1, fitLabels, hybrid,
   outcomeAccuracy, outcomeMajority, selectTarget, singleVerification, stepMajority, stepMajorityConfident, stepMajorityDecided,
   tallyVotes,
-} from '../../src/domain/aggregation.js';
+} from '../../src/spark/labels/aggregation.js';
 import type {
   AggregationOutcome, AggregationResult, MergedVerification, SampledVerification, StepTieRule, StepVotes, VoteTally,
-} from '../../src/domain/aggregation.js';
-import { parseVerification, renderVerification } from '../../src/domain/formats.js';
-import type { VerificationParse } from '../../src/domain/formats.js';
+} from '../../src/spark/labels/aggregation.js';
+import { parseVerification, renderVerification } from '../../src/spark/common/formats.js';
+import type { VerificationParse } from '../../src/spark/common/formats.js';
 
 /** Labels written as a string: C = correct, I = incorrect. */
 function labelsOf(s: string): boolean[] {

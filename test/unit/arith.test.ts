@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   applyOp, firstErrorIndex, generateProblems, parseArithQuestion, parseEquations, renderArithQuestion, solveArith,
-} from '../../src/domain/arith.js';
+} from '../../sandbox/arith.js';
 
 const QUESTION = 'Start with 17. Add 25. Multiply by 3. Subtract 48. Divide by 6. What is the result?';
 

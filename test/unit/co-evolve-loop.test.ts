@@ -1,16 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { RecycledItem } from '../../src/domain/co-evolve.js';
+import type { RecycledItem } from '../../src/spark/co-evolve/recycling.js';
 import {
   buildPairwiseJudgeMessages, buildPointwiseJudgeMessages, buildReflectionMessages, buildResolveMessages, CO_EVOLVE_SECTIONS, coEvolveRoleOf,
   PAIRWISE_INSTRUCTIONS, POINTWISE_INSTRUCTIONS, readCoEvolveSection, readVerdict, recycledItemMessages, REFLECTION_INSTRUCTIONS,
-} from '../../src/domain/co-evolve-prompts.js';
-import { recycledReward } from '../../src/domain/co-evolve-rewards.js';
+} from '../../src/spark/co-evolve/prompts.js';
+import { recycledReward } from '../../src/spark/co-evolve/rewards.js';
 import {
   addJudgingCounts, addSelfReflectionCounts, countJudgedItem, countSelfReflection, EMPTY_JUDGING_COUNTS, emptySelfReflectionCounts, judgingAccuracyOf,
   selfReflectionTallyOf, tallySelfReflection,
-} from '../../src/domain/co-evolve-tally.js';
-import { buildGeneratorMessages, detectRole } from '../../src/domain/prompts.js';
-import { cachedItemCount, takeFromCache } from '../../src/domain/rl.js';
+} from '../../src/spark/co-evolve/tally.js';
+import { buildGeneratorMessages } from '../../src/spark/common/prompts.js';
+import { detectRole } from '../../sandbox/world/roles.js';
+import { cachedItemCount, takeFromCache } from '../../src/spark/co-evolve/cache.js';
 
 const user = (m: { role: string; content: string }[]) => m.find((x) => x.role === 'user')!.content;
 

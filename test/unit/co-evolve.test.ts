@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { RecycledRollout, RolloutGroup } from '../../src/domain/co-evolve.js';
-import { recycleBatch, shouldReflectAgain, SPARK_RECYCLING } from '../../src/domain/co-evolve.js';
-import { rngFrom } from '../../src/domain/random.js';
+import type { RecycledRollout, RolloutGroup } from '../../src/spark/co-evolve/recycling.js';
+import { recycleBatch, shouldReflectAgain, SPARK_RECYCLING } from '../../src/spark/co-evolve/recycling.js';
+import { rngFrom } from '../../src/core/random.js';
 
 const rollout = (answer: string | null, correct: boolean): RecycledRollout => ({ text: `<step>work</step><answer>\\boxed{${answer ?? ''}}</answer>`, answer, correct });
 const group = (id: string, ...rs: RecycledRollout[]): RolloutGroup => ({ promptId: id, question: `Q${id}`, reference: '7', rollouts: rs });

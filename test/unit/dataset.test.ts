@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FieldMapSchema, parseProblems } from '../../src/domain/dataset.js';
+import { FieldMapSchema, parseProblems } from '../../src/core/store/dataset.js';
 
 const defaults = FieldMapSchema.parse({});
 

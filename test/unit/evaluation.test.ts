@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { EvaluationRow } from '../../src/domain/evaluation.js';
+import type { EvaluationRow } from '../../src/spark/prm/evaluation.js';
 import {
   evaluationMessages, evaluationReport, formatEvaluationReport, orderSplits, parsePrediction, predictionLine, rowSeed, votePrediction,
-} from '../../src/domain/evaluation.js';
-import { renderPrmLabels, renderVerification } from '../../src/domain/formats.js';
-import { EvaluatePrmInputSchema } from '../../src/domain/inputs/evaluate-prm.js';
-import { processBenchReport } from '../../src/domain/processbench.js';
-import { detectRole } from '../../src/domain/prompts.js';
+} from '../../src/spark/prm/evaluation.js';
+import { renderPrmLabels, renderVerification } from '../../src/spark/common/formats.js';
+import { EvaluatePrmInputSchema } from '../../src/spark/prm/evaluate-prm.input.js';
+import { processBenchReport } from '../../src/spark/prm/processbench.js';
+import { detectRole } from '../../sandbox/world/roles.js';
 
 const row: EvaluationRow = {
   split: 'gsm8k',

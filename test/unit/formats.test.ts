@@ -3,7 +3,7 @@ import {
   extractAllBoxed, extractLastBoxed, firstIncorrectStep, parseCritique, parsePolicyResponse, parseProcessBenchAnswer,
   parseRewardModelOutput, parseVerification, renderCritique, renderOrmAnswer, renderPolicyResponse, renderPrmLabels,
   renderVerification, stripThink,
-} from '../../src/domain/formats.js';
+} from '../../src/spark/common/formats.js';
 
 describe('extractLastBoxed', () => {
   it('keeps nested braces and takes the last complete box', () => {

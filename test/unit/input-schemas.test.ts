@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { inputJsonSchema, workflowInputSchemas } from '../../src/domain/inputs/schemas.js';
+import { inputJsonSchema, workflowInputSchemas } from '../../src/workflows/inputs.js';
 import { repoRoot } from '../support/paths.js';
 
 describe('published input schemas', () => {

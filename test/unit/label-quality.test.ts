@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { firstErrorIndex, formatValue, generateProblems, opSymbol } from '../../src/domain/arith.js';
-import type { ArithProblem } from '../../src/domain/arith.js';
-import { formatQualityTable, labelQuality } from '../../src/domain/label-quality.js';
-import type { MethodQuality } from '../../src/domain/label-quality.js';
-import type { LabelLine, StoredLabels } from '../../src/domain/labels.js';
+import { firstErrorIndex, formatValue, generateProblems, opSymbol } from '../../sandbox/arith.js';
+import type { ArithProblem } from '../../sandbox/arith.js';
+import { formatQualityTable, labelQuality } from '../../sandbox/label-quality.js';
+import type { MethodQuality } from '../../sandbox/label-quality.js';
+import type { LabelLine, StoredLabels } from '../../src/spark/labels/labels.js';
 
 const [problem] = generateProblems({ seed: 'label-quality', count: 1, minOps: 4, maxOps: 4 });
 if (!problem) throw new Error('no problem generated');

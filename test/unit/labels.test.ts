@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { SampledVerification } from '../../src/domain/aggregation.js';
-import { Semaphore } from '../../src/domain/concurrency.js';
-import { parseVerification, renderVerification } from '../../src/domain/formats.js';
-import type { DrawPolicy } from '../../src/domain/labels.js';
-import { addCounts, critiqueSubject, methodLabels, nextDraw, voteLabels, voteMethodsFor, ZERO_COUNTS } from '../../src/domain/labels.js';
+import type { SampledVerification } from '../../src/spark/labels/aggregation.js';
+import { Semaphore } from '../../src/core/concurrency.js';
+import { parseVerification, renderVerification } from '../../src/spark/common/formats.js';
+import type { DrawPolicy } from '../../src/spark/labels/labels.js';
+import { addCounts, critiqueSubject, methodLabels, nextDraw, voteLabels, voteMethodsFor, ZERO_COUNTS } from '../../src/spark/labels/labels.js';
 
 /** A verification of `labels` (true = correct) with the given verdict, or an unparseable text. */
 function verification(sampleIndex: number, labels: boolean[] | null, outcome = labels?.every(Boolean) ?? false): SampledVerification {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerComparisonMode, answersEquivalent, extractBoxedAnswer, normalizeAnswer } from '../../src/domain/math-answer.js';
+import { answerComparisonMode, answersEquivalent, extractBoxedAnswer, normalizeAnswer } from '../../src/spark/common/math-answer.js';
 
 describe('extractBoxedAnswer', () => {
   it('takes the last box with balanced braces, \\fbox too', () => {

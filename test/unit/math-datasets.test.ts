@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadMathDataset, mathDatasetsDir } from '../../src/client/math-datasets.js';
-import { answerComparisonMode, answersEquivalent, extractBoxedAnswer } from '../../src/domain/math-answer.js';
-import { MathDatasetError, parseGsm8kRow, parseMath500Row, parseMathDataset, stripCalculatorAnnotations } from '../../src/domain/math-datasets.js';
+import { answerComparisonMode, answersEquivalent, extractBoxedAnswer } from '../../src/spark/common/math-answer.js';
+import { MathDatasetError, parseGsm8kRow, parseMath500Row, parseMathDataset, stripCalculatorAnnotations } from '../../src/spark/common/math-datasets.js';
 
 describe('GSM8K', async () => {
   const test = await loadMathDataset('gsm8k-test');

@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { generateProblems } from '../../src/domain/arith.js';
-import { buildGeneratorMessages } from '../../src/domain/prompts.js';
-import { rngFrom } from '../../src/domain/random.js';
-import { formatGate, groupAdvantages } from '../../src/domain/rewards.js';
-import type { GrpoExample, Optimizer } from '../../src/domain/trainer-protocol.js';
-import type { PolicyParams, SimModelOverrides } from '../../src/sim/params.js';
-import type { Decision, GrpoSettings, PolicyObservation, PolicyParameter, PolicyVector } from '../../src/sim/trainer/policy-fit.js';
+import { generateProblems } from '../../sandbox/arith.js';
+import { buildGeneratorMessages } from '../../src/spark/common/prompts.js';
+import { rngFrom } from '../../src/core/random.js';
+import { formatGate, groupAdvantages } from '../../src/spark/rl/rewards.js';
+import type { GrpoExample, Optimizer } from '../../src/core/trainer/protocol.js';
+import type { PolicyParams, SimModelOverrides } from '../../sandbox/model-server/params.js';
+import type { Decision, GrpoSettings, PolicyObservation, PolicyParameter, PolicyVector } from '../../sandbox/trainer/policy-fit.js';
 import {
   advantageAt, grpoLoss, observePolicy, POLICY_SPACE, POLICY_VECTOR_NAMES, policyOverridesOf, policyVector, readDecisions,
-} from '../../src/sim/trainer/policy-fit.js';
-import type { OptimizerState } from '../../src/sim/trainer/prm-fit.js';
-import { optimizerStep, zeroOptimizerState } from '../../src/sim/trainer/prm-fit.js';
-import { MAX_FILLERS_PER_STEP, writePolicyResponse } from '../../src/sim/world/policy.js';
-import { ask, modelParams, RecordingSampler } from '../sim/worldHelpers.js';
+} from '../../sandbox/trainer/policy-fit.js';
+import type { OptimizerState } from '../../sandbox/trainer/prm-fit.js';
+import { optimizerStep, zeroOptimizerState } from '../../sandbox/trainer/prm-fit.js';
+import { MAX_FILLERS_PER_STEP, writePolicyResponse } from '../../sandbox/world/policy.js';
+import { ask, modelParams, RecordingSampler } from '../sandbox/worldHelpers.js';
 
 const problems = generateProblems({ seed: 'policy-fit', count: 400 });
 const base = modelParams('sim-policy').policy;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { renderVerification } from '../../src/domain/formats.js';
-import type { LabelLine, StoredLabels } from '../../src/domain/labels.js';
-import type { PrmDataOptions } from '../../src/domain/prm-data.js';
-import { buildPrmExamples, voteAgreement } from '../../src/domain/prm-data.js';
+import { renderVerification } from '../../src/spark/common/formats.js';
+import type { LabelLine, StoredLabels } from '../../src/spark/labels/labels.js';
+import type { PrmDataOptions } from '../../src/spark/prm/prm-data.js';
+import { buildPrmExamples, voteAgreement } from '../../src/spark/prm/prm-data.js';
 
 const QUESTION = 'Start with 12. Add 5, then multiply by 3. What is the result?';
 const STEPS = ['12 + 5 = 17', '17 * 3 = 52'];

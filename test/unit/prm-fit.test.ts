@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { generateProblems } from '../../src/domain/arith.js';
-import type { ChatMessage } from '../../src/domain/chat.js';
-import { parsePolicyResponse, renderOrmAnswer } from '../../src/domain/formats.js';
-import { buildGeneratorMessages, buildPrmMessages } from '../../src/domain/prompts.js';
-import type { Optimizer } from '../../src/domain/trainer-protocol.js';
-import { planBatches, sessionIdFor, toSftExample } from '../../src/domain/training.js';
-import type { JudgeParams } from '../../src/sim/params.js';
-import type { JudgeVector, Observation, OptimizerState } from '../../src/sim/trainer/prm-fit.js';
+import { generateProblems } from '../../sandbox/arith.js';
+import type { ChatMessage } from '../../src/core/inference/chat.js';
+import { parsePolicyResponse, renderOrmAnswer } from '../../src/spark/common/formats.js';
+import { buildGeneratorMessages, buildPrmMessages } from '../../src/spark/common/prompts.js';
+import type { Optimizer } from '../../src/core/trainer/protocol.js';
+import { planBatches, sessionIdFor, toSftExample } from '../../src/core/trainer/plan.js';
+import type { JudgeParams } from '../../sandbox/model-server/params.js';
+import type { JudgeVector, Observation, OptimizerState } from '../../sandbox/trainer/prm-fit.js';
 import {
   batchGradient, completionStyle, judgeParamsOf, judgeVector, negLogLikelihood, observe, optimizerStep, ZERO_OPTIMIZER_STATE,
-} from '../../src/sim/trainer/prm-fit.js';
-import { ask, modelParams } from '../sim/worldHelpers.js';
+} from '../../sandbox/trainer/prm-fit.js';
+import { ask, modelParams } from '../sandbox/worldHelpers.js';
 
 /** Solutions of the error-prone policy, rendered into the PRM prompt of `style`. */
 function solutions(count: number, style: 'orm' | 'prm' | 'prm-cot'): ChatMessage[][] {

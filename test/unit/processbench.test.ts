@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { firstErrorIndex, parseArithQuestion, parseEquations, solveArith } from '../../src/domain/arith.js';
+import { firstErrorIndex, parseArithQuestion, parseEquations, solveArith } from '../../sandbox/arith.js';
 import {
   PROCESSBENCH_SPLITS, formatProcessBenchTable, majorityFirstError, parseProcessBenchJsonl, processBenchReport,
-} from '../../src/domain/processbench.js';
-import type { ProcessBenchResult } from '../../src/domain/processbench.js';
-import { SANDBOX_PROCESSBENCH_SPLITS, generateSandboxProcessBench } from '../../src/domain/processbench-sandbox.js';
+} from '../../src/spark/prm/processbench.js';
+import type { ProcessBenchResult } from '../../src/spark/prm/processbench.js';
+import { SANDBOX_PROCESSBENCH_SPLITS, generateSandboxProcessBench } from '../../sandbox/processbench-sandbox.js';
 
 const r = (split: string, label: number, prediction: number | null): ProcessBenchResult => ({ split, label, prediction });
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ChatMessage } from '../../src/domain/chat.js';
+import type { ChatMessage } from '../../src/core/inference/chat.js';
 import {
   buildCriticMessages, buildGeneratorMessages, buildMergeMessages, buildPrmMessages, buildProcessBenchMessages,
-  buildVerifierMessages, detectRole, renderSolutionSteps,
-} from '../../src/domain/prompts.js';
+  buildVerifierMessages, renderSolutionSteps,
+} from '../../src/spark/common/prompts.js';
+import { detectRole } from '../../sandbox/world/roles.js';
 
 const question = 'Start with 17. Add 25. Multiply by 3. What is the result?';
 const steps = ['17 + 25 = 42.', '42 × 3 = 126.'];

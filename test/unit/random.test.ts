@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashParts, rngFrom } from '../../src/domain/random.js';
+import { hashParts, rngFrom } from '../../src/core/random.js';
 
 describe('hashParts', () => {
   it('is stable hex and distinguishes how parts are split and typed', () => {

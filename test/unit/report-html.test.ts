@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { RunReportData } from '../../src/domain/report-html.js';
-import { escapeHtml, renderCurvesSvg, renderRunReport } from '../../src/domain/report-html.js';
+import type { RunReportData } from '../../src/client/report-html.js';
+import { escapeHtml, renderCurvesSvg, renderRunReport } from '../../src/client/report-html.js';
 
 const fixture: RunReportData = {
   runName: 'demo <run> & "friends"',

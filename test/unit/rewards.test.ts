@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { rngFrom } from '../../src/domain/random.js';
-import type { GateResult, RolloutForReward } from '../../src/domain/rewards.js';
-import { formatGate, groupAdvantages, guard, majorityAnswer, scoreGroup, SPARK_GUARDS } from '../../src/domain/rewards.js';
+import { rngFrom } from '../../src/core/random.js';
+import type { GateResult, RolloutForReward } from '../../src/spark/rl/rewards.js';
+import { formatGate, groupAdvantages, guard, majorityAnswer, scoreGroup, SPARK_GUARDS } from '../../src/spark/rl/rewards.js';
 
 const response = (steps: number, answer = '42', after = '') =>
   `${Array.from({ length: steps }, (_, i) => `<step>Step ${i + 1} text.</step>`).join('\n')}\n<answer>\\boxed{${answer}}</answer>${after}`;

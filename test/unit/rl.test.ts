@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchIndices, mean, rlLearningRate, std, stepName } from '../../src/domain/rl.js';
+import { batchIndices, mean, rlLearningRate, std, stepName } from '../../src/spark/rl/grpo.js';
 
 describe('the RL loop’s pure pieces', () => {
   it('draws each step’s prompts from the seed and step alone, visiting every prompt once per epoch', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { sparkSearchAttributes } from '../../src/workflows/search-attributes.js';
+import { sparkSearchAttributes } from '../../src/core/temporal/search-attributes.js';
 import { repoRoot } from '../support/paths.js';
 
 describe('search attributes', () => {

@@ -1,25 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { formatValue, generateProblems } from '../../src/domain/arith.js';
-import type { ChatMessage } from '../../src/domain/chat.js';
+import { formatValue, generateProblems } from '../../sandbox/arith.js';
+import type { ChatMessage } from '../../src/core/inference/chat.js';
 import {
   buildPairwiseJudgeMessages, buildPointwiseJudgeMessages, buildReflectionMessages, buildResolveMessages, readVerdict,
-} from '../../src/domain/co-evolve-prompts.js';
-import { parsePolicyResponse } from '../../src/domain/formats.js';
-import { buildGeneratorMessages, detectRole } from '../../src/domain/prompts.js';
-import type { Rng } from '../../src/domain/random.js';
-import { rngFrom } from '../../src/domain/random.js';
-import { groupAdvantages } from '../../src/domain/rewards.js';
-import type { GrpoExample, Optimizer } from '../../src/domain/trainer-protocol.js';
-import type { SimModelOverrides, SimModelParams } from '../../src/sim/params.js';
-import type { GrpoParameters, GrpoSettings, PolicyObservation } from '../../src/sim/trainer/policy-fit.js';
+} from '../../src/spark/co-evolve/prompts.js';
+import { parsePolicyResponse } from '../../src/spark/common/formats.js';
+import { buildGeneratorMessages } from '../../src/spark/common/prompts.js';
+import { detectRole } from '../../sandbox/world/roles.js';
+import type { Rng } from '../../src/core/random.js';
+import { rngFrom } from '../../src/core/random.js';
+import { groupAdvantages } from '../../src/spark/rl/rewards.js';
+import type { GrpoExample, Optimizer } from '../../src/core/trainer/protocol.js';
+import type { SimModelOverrides, SimModelParams } from '../../sandbox/model-server/params.js';
+import type { GrpoParameters, GrpoSettings, PolicyObservation } from '../../sandbox/trainer/policy-fit.js';
 import {
   combinedVector, grpoLoss, grpoUpdate, observePolicy, policyVector, readSelfJudgeDecisions, SELF_JUDGE_OFFSET, SELF_JUDGE_VECTOR_NAMES, selfJudgeOverridesOf, selfJudgeVector,
-} from '../../src/sim/trainer/policy-fit.js';
-import { zeroOptimizerState } from '../../src/sim/trainer/prm-fit.js';
-import { sigmoid } from '../../src/sim/world/sampling.js';
-import type { SelfJudgeRole } from '../../src/sim/world/selfJudge.js';
-import { writeSelfJudgeResponse } from '../../src/sim/world/selfJudge.js';
-import { ask, modelParams, RecordingSampler } from '../sim/worldHelpers.js';
+} from '../../sandbox/trainer/policy-fit.js';
+import { zeroOptimizerState } from '../../sandbox/trainer/prm-fit.js';
+import { sigmoid } from '../../sandbox/world/sampling.js';
+import type { SelfJudgeRole } from '../../sandbox/world/selfJudge.js';
+import { writeSelfJudgeResponse } from '../../sandbox/world/selfJudge.js';
+import { ask, modelParams, RecordingSampler } from '../sandbox/worldHelpers.js';
 
 const problems = generateProblems({ seed: 'self-judge', count: 600 });
 const base = modelParams('sim-policy');

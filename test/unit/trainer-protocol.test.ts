@@ -11,10 +11,10 @@ import {
   checkProtocolVersion,
   describeProtocolIssues,
   parseProtocolMessage,
-} from '../../src/domain/trainer-protocol.js';
+} from '../../src/core/trainer/protocol.js';
 import { repoRoot } from '../support/paths.js';
 
-import type { TrainerProtocolSchemaName } from '../../src/domain/trainer-protocol.js';
+import type { TrainerProtocolSchemaName } from '../../src/core/trainer/protocol.js';
 
 const doc = readFileSync(`${repoRoot}/docs/trainer-protocol.md`, 'utf8');
 

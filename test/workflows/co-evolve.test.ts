@@ -7,9 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CoEvolveInput } from '../../src/domain/inputs/co-evolve.js';
-import { detectRole } from '../../src/domain/prompts.js';
-import type { GrpoExample } from '../../src/domain/trainer-protocol.js';
+import type { CoEvolveInput } from '../../src/spark/co-evolve/input.js';
+import { detectRole } from '../../sandbox/world/roles.js';
+import type { GrpoExample } from '../../src/core/trainer/protocol.js';
 import {
   coEvolve, evaluateJudging, evaluateSelfReflection, evaluateSelfReflectionProgress, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';

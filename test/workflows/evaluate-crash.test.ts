@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { PredictionLine } from '../../src/domain/evaluation.js';
-import type { EvaluatePrmInput } from '../../src/domain/inputs/evaluate-prm.js';
-import { generateSandboxProcessBench } from '../../src/domain/processbench-sandbox.js';
-import { startSimServer } from '../../src/sim/server.js';
+import type { PredictionLine } from '../../src/spark/prm/evaluation.js';
+import type { EvaluatePrmInput } from '../../src/spark/prm/evaluate-prm.input.js';
+import { generateSandboxProcessBench } from '../../sandbox/processbench-sandbox.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
 import { evaluatePrm } from '../../src/workflows/index.js';
 import { connectClient, finishedRequests, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
 import { uploadSandboxBenchmark } from '../support/processbench.js';

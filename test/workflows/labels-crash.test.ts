@@ -1,13 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { SynthesizeLabelsInput } from '../../src/domain/inputs/synthesize-labels.js';
-import type { LabelLine } from '../../src/domain/labels.js';
-import { startSimServer } from '../../src/sim/server.js';
-import { readLabelsDataset } from '../../src/client/labels-dataset.js';
+import type { SynthesizeLabelsInput } from '../../src/spark/labels/input.js';
+import type { LabelLine } from '../../src/spark/labels/labels.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
+import { readLabelsDataset } from '../../src/spark/labels/labels-dataset.js';
 import { synthesizeLabels, synthesizeLabelsProgress } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import { connectClient, finishedRequests, makeStore, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
-import type { ObjectStore } from '../../src/backends/s3-store.js';
+import type { ObjectStore } from '../../src/core/store/s3-store.js';
 
 // The killed run has a bucket of its own, so its cache holds only what this test stored.
 const bucket = `crash-${randomUUID().slice(0, 8)}`;

@@ -8,12 +8,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CoEvolveInput } from '../../src/domain/inputs/co-evolve.js';
-import type { RlTrainInput } from '../../src/domain/inputs/rl-train.js';
-import { SANDBOX_PROCESSBENCH_SPLITS, generateSandboxProcessBench } from '../../src/domain/processbench-sandbox.js';
-import type { Adapter, Optimizer } from '../../src/domain/trainer-protocol.js';
-import { startSimServer } from '../../src/sim/server.js';
-import type { RlTrainResult } from '../../src/workflows/grpo-loop.js';
+import type { CoEvolveInput } from '../../src/spark/co-evolve/input.js';
+import type { RlTrainInput } from '../../src/spark/rl/input.js';
+import { SANDBOX_PROCESSBENCH_SPLITS, generateSandboxProcessBench } from '../../sandbox/processbench-sandbox.js';
+import type { Adapter, Optimizer } from '../../src/core/trainer/protocol.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
+import type { RlTrainResult } from '../../src/spark/rl/grpo-loop.workflow.js';
 import { coEvolve, evaluatePrm, rlTrain, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 import { connectClient, makeStore, metricsRows, uniqueTaskQueue, until, withWorker } from '../support/harness.js';

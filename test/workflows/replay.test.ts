@@ -6,7 +6,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
-import { Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { repoRoot } from '../support/paths.js';
@@ -28,3 +29,13 @@ describe('recorded histories replay on the current workflow code', () => {
     await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, workflowId);
   });
 });
+
+describe('replay catches a workflow change that is not patched', () => {
+  it('fails trainPrm\'s recorded history on a bundle whose trainPrm sleeps first', { timeout: 120_000 }, async () => {
+    const { code } = await bundleWorkflowCode({ workflowsPath: join(repoRoot, 'test/support/changed-workflows.ts'), logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never });
+    const history = proto.temporal.api.history.v1.History.decode(readFileSync(join(dir, 'trainPrm.binpb')));
+    const replay = Worker.runReplayHistory({ workflowBundle: { code } }, history, workflowIds.trainPrm);
+    await expect(replay).rejects.toBeInstanceOf(DeterminismViolationError);
+  });
+});
+

@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../src/backends/s3-store.js';
-import type { RlTrainInput } from '../../src/domain/inputs/rl-train.js';
-import type { AuditEntry } from '../../src/workflows/rl-train.js';
+import type { ObjectStore } from '../../src/core/store/s3-store.js';
+import type { RlTrainInput } from '../../src/spark/rl/input.js';
+import type { AuditEntry } from '../../src/spark/rl/rl-train.workflow.js';
 import {
   pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
 } from '../../src/workflows/index.js';

@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
-import { sha256Hex } from '../../src/backends/s3-store.js';
+import { sha256Hex } from '../../src/core/store/s3-store.js';
 import { buildRunReport } from '../../src/client/run-report.js';
-import { formatValue, generateProblems, opSymbol } from '../../src/domain/arith.js';
+import { labelQuality } from '../../sandbox/label-quality.js';
+import { formatValue, generateProblems, opSymbol } from '../../sandbox/arith.js';
 import { makeStore } from '../support/harness.js';
 
 const WIDTH = 1200;
@@ -181,7 +182,7 @@ describe('run report', () => {
   it('writes the report to S3 and a local folder, and Chromium renders its plots', async () => {
     const chromium = chromiumBinary();
     await writeFixtureRun(runName);
-    const report = await buildRunReport(makeStore(), { runName, localDir: join(dir, 'report') });
+    const report = await buildRunReport(makeStore(), { runName, scoreLabels: (lines, methods) => labelQuality(lines, methods).rows, localDir: join(dir, 'report') });
 
     expect(report.html.uri).toMatch(new RegExp(`/runs/${runName}/report/report\\.html$`));
     expect(report.curvesSvg.uri).toMatch(new RegExp(`/runs/${runName}/report/curves\\.svg$`));

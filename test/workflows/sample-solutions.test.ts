@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { sha256Hex } from '../../src/backends/s3-store.js';
-import { InferenceClient } from '../../src/backends/inference.js';
-import { buildGeneratorMessages } from '../../src/domain/prompts.js';
-import type { SolutionsDoc } from '../../src/activities/solutions.js';
-import type { SampleSolutionsInput } from '../../src/domain/inputs/sample-solutions.js';
+import { sha256Hex } from '../../src/core/store/s3-store.js';
+import { InferenceClient } from '../../src/core/inference/client.js';
+import { buildGeneratorMessages } from '../../src/spark/common/prompts.js';
+import type { SolutionsDoc } from '../../src/spark/labels/sample-solutions.activities.js';
+import type { SampleSolutionsInput } from '../../src/spark/labels/sample-solutions.input.js';
 import { sampleSolutions } from '../../src/workflows/index.js';
-import { SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../src/workflows/search-attributes.js';
-import { startSimServer } from '../../src/sim/server.js';
+import { SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../src/core/temporal/search-attributes.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
 import { connectClient, makeStore, uniqueTaskQueue, withWorker } from '../support/harness.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import type { SolutionsDoc } from '../../src/activities/solutions.js';
+import type { SolutionsDoc } from '../../src/spark/labels/sample-solutions.activities.js';
 import { sampleSolutions } from '../../src/workflows/index.js';
-import { startSimServer } from '../../src/sim/server.js';
+import { startSimServer } from '../../sandbox/model-server/server.js';
 import { connectClient, makeStore, spawnWorkerProcess, storedSamplesByResponse, uniqueTaskQueue, until } from '../support/harness.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
 

@@ -69,7 +69,7 @@ if [ "$valid" = "0" ]; then
   echo "[gemma-run] no verification of Gemma's was readable: stage 2 trains on sandbox labels" >&2
   labels_run="$run-sandbox-labels"
   problems="$root/.data/$labels_run.jsonl"
-  npx tsx -e "import { generateProblems } from './src/domain/arith.ts'; import { writeFileSync } from 'node:fs';
+  npx tsx -e "import { generateProblems } from './sandbox/arith.ts'; import { writeFileSync } from 'node:fs';
     writeFileSync('$problems', generateProblems({ seed: 7, count: 6 }).map((p) => JSON.stringify({ id: p.id, question: p.question })).join('\\n') + '\\n');"
   sim="{\"baseURL\": \"http://127.0.0.1:${SPARK_SIM_PORT:-8300}/v1\"}"
   spark start synthesizeLabels --task-queue "$queue" --wait --json --config - >"$logs/sandbox-labels.json" <<JSON

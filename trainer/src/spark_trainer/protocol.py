@@ -1,4 +1,4 @@
-"""Trainer protocol v1 on the wire: pydantic models mirroring `src/domain/trainer-protocol.ts`.
+"""Trainer protocol v1 on the wire: pydantic models mirroring `src/core/trainer/protocol.ts`.
 
 Requests are strict (`extra="forbid"`: a misspelt optional field must not fall back to a default);
 responses are built by this server, so their models only document what is sent. Field names are

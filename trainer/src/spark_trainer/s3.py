@@ -1,5 +1,5 @@
 """Object storage, configured from the same environment as the TypeScript workers
-(`src/backends/s3-store.ts`): SPARK_S3_ENDPOINT, SPARK_S3_REGION or AWS_REGION,
+(`src/core/store/s3-store.ts`): SPARK_S3_ENDPOINT, SPARK_S3_REGION or AWS_REGION,
 SPARK_S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. URIs name their bucket, so
 the trainer reads batches and writes checkpoints wherever the control plane points it.
 """
