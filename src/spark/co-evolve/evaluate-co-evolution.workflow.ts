@@ -7,12 +7,12 @@ import type { CoEvolveEvalSet, EvaluateJudgingInput, EvaluateSelfReflectionInput
 import { EvaluateJudgingInputSchema, EvaluateSelfReflectionInputSchema } from './evaluate-co-evolution.input.js';
 import { hashParts } from '../../core/random.js';
 import { joinKey } from '../../core/store/refs.js';
-import { modelBatch, storeIo } from '../../core/temporal/activity-presets.js';
+import { bulkIo, modelBatch } from '../../core/temporal/activity-presets.js';
 import { SparkCallsMade, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const models = proxyActivities<CoEvolveActivities>(modelBatch);
-const io = proxyActivities<CoEvolveActivities>({ ...storeIo, startToCloseTimeout: '30 minutes' });
+const io = proxyActivities<CoEvolveActivities>(bulkIo);
 
 /** A model name as one key segment (served names may hold "/"). */
 const keySegment = (name: string): string => name.replace(/[^A-Za-z0-9._-]/g, '_');

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
@@ -239,9 +238,7 @@ export function createLabelActivities({ store, inference }: ActivityDeps) {
       problemIndex: number;
     }): Promise<ProblemLabelSummary> {
       return mapFailures(async () => {
-        const signal = Context.current().cancellationSignal;
-        // Every model call of the problem listens to this one signal.
-        setMaxListeners(1000, signal);
+        const signal = activityCancellation();
         const problems = await readShard(store, labelKeys.shardInput(input.outputPrefix, input.shard));
         const problem = problems[input.row];
         if (!problem) throw new DatasetError(`shard ${input.shard} has no row ${input.row}`);

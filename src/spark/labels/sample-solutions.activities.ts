@@ -10,7 +10,7 @@ import type { ActivityDeps } from '../../core/deps.js';
 import { sampleWithCache } from '../../core/inference/sample-store.js';
 import { readProblems } from '../../core/store/load-dataset.js';
 import { mapFailures } from '../../core/temporal/failures.js';
-import { withHeartbeat } from '../../core/temporal/heartbeat.js';
+import { activityCancellation, withHeartbeat } from '../../core/temporal/heartbeat.js';
 
 export interface ProblemEntry {
   id: string;
@@ -80,7 +80,7 @@ export function createSolutionActivities({ store, inference }: ActivityDeps) {
               messages,
               sampling: input.sampling,
               indices: Array.from({ length: input.count }, (_, i) => i),
-              signal: Context.current().cancellationSignal,
+              signal: activityCancellation(),
               onStored: (n) => (stored = n),
             }),
           () => ({ stored }),

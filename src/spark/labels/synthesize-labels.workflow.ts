@@ -9,14 +9,14 @@ import { addCounts, shardName, ZERO_COUNTS } from './labels.js';
 import { hashParts } from '../../core/random.js';
 import type { ObjectRef } from '../../core/store/refs.js';
 import { joinKey } from '../../core/store/refs.js';
-import { storeIo } from '../../core/temporal/activity-presets.js';
+import { bulkIoHeartbeat, storeIo } from '../../core/temporal/activity-presets.js';
 import type { ShardProgress } from './label-shard.workflow.js';
 import { labelShard, shardProgressSignal } from './label-shard.workflow.js';
 import { SparkCallsMade, SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const io = proxyActivities<LabelActivities>(storeIo);
-const prep = proxyActivities<LabelActivities>({ ...storeIo, startToCloseTimeout: '30 minutes', heartbeatTimeout: '1 minute' });
+const prep = proxyActivities<LabelActivities>(bulkIoHeartbeat);
 
 /** What a run of the parent hands to the next after continue-as-new. */
 export interface SynthesizeLabelsState {

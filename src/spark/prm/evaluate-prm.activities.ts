@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import type { ObjectStore } from '../../core/store/s3-store.js';
@@ -13,7 +12,7 @@ import { joinKey } from '../../core/store/refs.js';
 import { sampleWithRetry } from '../../core/inference/sample-store.js';
 import type { ActivityDeps } from '../../core/deps.js';
 import { DatasetError, mapFailures } from '../../core/temporal/failures.js';
-import { withHeartbeat } from '../../core/temporal/heartbeat.js';
+import { activityCancellation, withHeartbeat } from '../../core/temporal/heartbeat.js';
 import { codeVersion } from '../labels/activities.js';
 
 /** Where the evaluation's files go; every key is fixed by the run, so a retry writes the same bytes. */
@@ -151,9 +150,7 @@ export function createEvaluateActivities({ store, inference }: ActivityDeps) {
     async evaluateChunk(input: { config: EvaluatePrmConfig; outputPrefix: string; chunk: number }): Promise<ChunkSummary> {
       return mapFailures(async () => {
         const { config } = input;
-        const signal = Context.current().cancellationSignal;
-        // Every row's request listens to this one signal.
-        setMaxListeners(Math.max(100, config.model.maxInFlight * 2), signal);
+        const signal = activityCancellation();
         const rows = parseLines<EvaluationRow>(await store.getText(evaluationKeys.chunk(input.outputPrefix, input.chunk)));
         const client = inference(config.model.endpoint, { maxInFlight: config.model.maxInFlight });
         const indices = Array.from({ length: config.samples }, (_, i) => i);

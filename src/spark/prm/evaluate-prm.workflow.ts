@@ -8,11 +8,11 @@ import { EvaluatePrmInputSchema } from './evaluate-prm.input.js';
 import { hashParts } from '../../core/random.js';
 import type { ObjectRef } from '../../core/store/refs.js';
 import { joinKey } from '../../core/store/refs.js';
-import { modelBatch, storeIo } from '../../core/temporal/activity-presets.js';
+import { bulkIoHeartbeat, modelBatch } from '../../core/temporal/activity-presets.js';
 import { SparkCallsMade, SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
-const io = proxyActivities<EvaluateActivities>({ ...storeIo, startToCloseTimeout: '30 minutes', heartbeatTimeout: '1 minute' });
+const io = proxyActivities<EvaluateActivities>(bulkIoHeartbeat);
 const models = proxyActivities<EvaluateActivities>(modelBatch);
 
 export interface EvaluatePrmProgress {

@@ -10,21 +10,12 @@ import type { ObjectRef } from '../../core/store/refs.js';
 import { joinKey, parseS3Uri } from '../../core/store/refs.js';
 import type { PublishResponse } from '../../core/trainer/protocol.js';
 import { checkpointUri, sessionIdFor } from '../../core/trainer/plan.js';
-import { storeIo } from '../../core/temporal/activity-presets.js';
+import { bulkIo, trainerChunk } from '../../core/temporal/activity-presets.js';
 import { SparkConfigHash, SparkRun, SparkStage, SparkStatus, SparkStep } from '../../core/temporal/search-attributes.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
-const data = proxyActivities<PrmDataActivities & Pick<TrainingActivities, 'prepareTrainBatches'>>({ ...storeIo, startToCloseTimeout: '30 minutes' });
-/**
- * Train steps: a real step can take minutes on a busy GPU, so allow an hour per chunk; the
- * activity heartbeats every second, so a dead worker is noticed in 30 s. A trainer that is down
- * is retried with backoff for about an hour before the run gives up.
- */
-const trainer = proxyActivities<Pick<TrainingActivities, 'trainSteps' | 'publishModel'>>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 60 },
-});
+const data = proxyActivities<PrmDataActivities & Pick<TrainingActivities, 'prepareTrainBatches'>>(bulkIo);
+const trainer = proxyActivities<Pick<TrainingActivities, 'trainSteps' | 'publishModel'>>(trainerChunk);
 
 /** What a run hands to the next after continue-as-new. */
 export interface TrainPrmState {

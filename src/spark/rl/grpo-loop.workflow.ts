@@ -10,17 +10,12 @@ import { joinKey, parseS3Uri } from '../../core/store/refs.js';
 import type { RlMetricsRow } from './grpo.js';
 import { rlLearningRate, stepName } from './grpo.js';
 import { sessionIdFor } from '../../core/trainer/plan.js';
-import { modelBatch, storeIo } from '../../core/temporal/activity-presets.js';
+import { bulkIo, modelBatch, trainerStep } from '../../core/temporal/activity-presets.js';
 import { SparkAccuracy, SparkConfigHash, SparkItemsDone, SparkReward, SparkRun, SparkStage, SparkStatus, SparkStep } from '../../core/temporal/search-attributes.js';
 
-const io = proxyActivities<RlActivities>({ ...storeIo, startToCloseTimeout: '30 minutes' });
+const io = proxyActivities<RlActivities>(bulkIo);
 const models = proxyActivities<RlActivities>(modelBatch);
-/** A step on a busy GPU can take a while; heartbeats notice a dead worker in 30 s; a trainer that is down is retried for about an hour. */
-const trainer = proxyActivities<RlActivities>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 60 },
-});
+const trainer = proxyActivities<RlActivities>(trainerStep);
 
 /** One entry of the run's audit log (`audit/NNNNNN.json`). */
 export interface AuditEntry {

@@ -5,6 +5,7 @@
  * it returns as the GRPO batch.
  */
 import type { Rng } from '../../core/random.js';
+import { extractAllBoxed } from '../common/formats.js';
 
 /** The reward formulations of SPARK stage 3, and the baselines. */
 export const REWARD_FORMULATIONS = [
@@ -40,28 +41,6 @@ export type GateResult =
 const ANSWER_RE = /<answer>([\s\S]*?)<\/answer>/gi;
 const STEP_RE = /<step>([\s\S]*?)<\/step>/gi;
 
-/** Contents of every `\boxed{…}` (balanced braces). */
-function boxedContents(text: string): string[] {
-  const out: string[] = [];
-  let from = 0;
-  for (;;) {
-    const at = text.indexOf('\\boxed{', from);
-    if (at < 0) return out;
-    let depth = 0;
-    let end = -1;
-    for (let i = at + '\\boxed'.length; i < text.length; i++) {
-      if (text[i] === '{') depth++;
-      else if (text[i] === '}' && --depth === 0) {
-        end = i;
-        break;
-      }
-    }
-    if (end < 0) return out;
-    out.push(text.slice(at + '\\boxed{'.length, end));
-    from = end + 1;
-  }
-}
-
 /**
  * SPARK's format gate, applied before anything else: exactly one `<answer>…</answer>`, exactly one
  * `\boxed{}` in the whole response, and nothing but whitespace after `</answer>` (this is what
@@ -71,7 +50,7 @@ export function formatGate(response: string): GateResult {
   const answers = [...response.matchAll(ANSWER_RE)];
   if (answers.length === 0) return { ok: false, reason: 'no-answer-block' };
   if (answers.length > 1) return { ok: false, reason: 'answer-blocks' };
-  const boxed = boxedContents(response);
+  const boxed = extractAllBoxed(response);
   if (boxed.length !== 1) return { ok: false, reason: 'boxed-count' };
   const answerMatch = answers[0]!;
   const close = answerMatch.index + answerMatch[0].length;
