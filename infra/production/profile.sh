@@ -141,7 +141,8 @@ start_temporal() {
     nohup "$tools/temporal-server" --config-file "$here/temporal/server.yaml" --allow-no-auth start \
       </dev/null >>"$logs/temporal.log" 2>&1 &
     echo $! > "$run/temporal.pid"
-    wait_for 120 "the Temporal server" "$logs/temporal.log" healthy
+    server_up() { alive temporal || die "the Temporal server exited; see $logs/temporal.log"; healthy; }
+    wait_for 120 "the Temporal server" "$logs/temporal.log" server_up
   fi
   register_namespace_and_attributes
   say "Temporal server on $address (PostgreSQL store and SQL visibility)"
