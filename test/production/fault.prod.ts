@@ -90,12 +90,17 @@ function newStore(): ObjectStore {
   return new ObjectStore(s3ConfigFromEnv({ ...process.env, ...env }));
 }
 
-/** Fresh S3 data and sandbox, workers restarted; the fixtures uploaded; the sandbox slowed down. */
-async function freshSandbox(store: ObjectStore) {
+/**
+ * Fresh S3 data and sandbox, workers restarted; the fixtures uploaded; the sandbox slowed down.
+ * The test's S3 client is made anew: its kept-alive sockets went with the S3 process.
+ */
+async function freshSandbox() {
   profile('reset-data');
   profile('start', 's3');
   profile('start', 'sandbox');
   profile('start', 'workers');
+  store?.destroy();
+  store = newStore();
   const put = async (name: string) => (await store.put(`datasets/production-fault/${name}`, readFileSync(join(fixtures, name)), 'application/x-ndjson')).uri;
   const uris = {
     problems: await put('problems.jsonl'),
@@ -211,7 +216,8 @@ async function finishPhase(store: ObjectStore, handle: SparkHandle<'sparkPipelin
 }
 
 let client: SparkClient;
-let store: ObjectStore;
+/** The test's own S3 client (remade whenever S3 restarts: kept-alive sockets do not survive it). */
+let store!: ObjectStore;
 let reference: Phase;
 
 beforeAll(async () => {
@@ -219,7 +225,6 @@ beforeAll(async () => {
   // Idempotent: the npm script brought the profile up already; this checks it and starts what is missing.
   profile('up');
   client = await SparkClient.connect({ address: env.TEMPORAL_ADDRESS!, namespace: env.TEMPORAL_NAMESPACE! }, { taskQueue: env.SPARK_TASK_QUEUE! });
-  store = newStore();
 });
 
 afterAll(async () => {
@@ -229,7 +234,7 @@ afterAll(async () => {
 
 describe('the production profile', () => {
   it('runs sparkPipeline undisturbed (the reference)', async () => {
-    const uris = await freshSandbox(store);
+    const uris = await freshSandbox();
     const t0 = Date.now();
     log('reference run starts');
     const handle = await client.start('sparkPipeline', pipelineInput(uris), { workflowId: WORKFLOW_ID });
@@ -243,7 +248,7 @@ describe('the production profile', () => {
 
   it('completes with the same outputs through a worker SIGKILL (stage 1), a 30 s S3 outage (stage 2) and a Temporal restart (stage 3)', async () => {
     expect(reference, 'the reference run must have completed').toBeDefined();
-    const uris = await freshSandbox(store);
+    const uris = await freshSandbox();
     const t0 = Date.now();
     log('fault run starts');
     const handle = await client.start('sparkPipeline', pipelineInput(uris), { workflowId: WORKFLOW_ID });
@@ -297,6 +302,8 @@ describe('the production profile', () => {
           log(`S3 stopped at stage ${stage}`);
           await sleep(S3_OUTAGE_MS);
           await profileAsync('start', 's3');
+          store.destroy();
+          store = newStore();
           log('S3 back');
           faults.push({ fault: `S3 stopped for ${S3_OUTAGE_MS / 1000}s`, ...at, backAt: t() });
         });
