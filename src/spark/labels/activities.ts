@@ -352,7 +352,8 @@ let version: string | undefined;
 /** The code that wrote an output: the package version plus the git commit when the worker runs from a checkout. */
 export function codeVersion(): string {
   if (version === undefined) {
-    const root = fileURLToPath(new URL('../../', import.meta.url));
+    // src/spark/labels/ → the repository root.
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
     const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
     let commit = process.env.SPARK_CODE_COMMIT ?? '';
     if (!commit) {
