@@ -155,15 +155,53 @@ async function outputs(store: ObjectStore): Promise<{ hashes: Record<string, str
 }
 
 /**
- * Run IDs differ between two runs by design, and a few objects name them: the pipeline's lineage
- * manifest records each child's run ID, and trainer sessions are named after the workflow's first
- * run (`<workflow>-<12 characters of its run ID>`). Objects whose bytes differ are compared again
- * with every run ID of the run (full, and its 12-character form) replaced; nothing else may differ.
+ * What may differ between two runs with the same input, and is no output:
+ * - run IDs, by design: the pipeline's lineage manifest records each child's run ID, and trainer
+ *   sessions are named after their workflow's first run (`<workflow>-<12 characters of it>`);
+ * - when a checkpoint was committed (`committedAt` in its COMMITTED marker);
+ * - how much work it took: `callsMade`, `samplesDrawn`, `samplesReused` in stage 1's counts (a
+ *   retried activity reads stored samples back instead of paying for them again);
+ * - and therefore the sha256 by which later objects name those (the PRM data manifest names the
+ *   labels manifest's).
+ * Objects whose bytes differ are compared again with these blanked; nothing else may differ.
  */
+const VOLATILE_FIELDS = new Set(['committedAt', 'callsMade', 'samplesDrawn', 'samplesReused']);
 function withoutRunIds(text: string, runIds: readonly string[]): string {
   let out = text;
   for (const id of runIds) out = out.split(id).join('<run-id>').split(id.replace(/[^A-Za-z0-9]/g, '').slice(0, 12)).join('<run-id>');
   return out;
+}
+function normalized(text: string, runIds: readonly string[], shaMap: ReadonlyMap<string, string>): string {
+  let out = withoutRunIds(text, runIds);
+  for (const [from, to] of shaMap) out = out.split(from).join(to);
+  try {
+    return JSON.stringify(JSON.parse(out), (key, value: unknown) => (VOLATILE_FIELDS.has(key) ? '<volatile>' : value));
+  } catch {
+    return out; // JSONL parts, text reports: compared as they are
+  }
+}
+/** Keys whose objects differ beyond run IDs, volatile fields and the sha256 of objects that differ only so. */
+function realDifferences(reference: Phase, faulted: Phase): { differing: string[]; equalOnceNormalized: string[] } {
+  const keys = Object.keys({ ...reference.outputs, ...faulted.outputs }).filter((k) => reference.outputs[k] !== faulted.outputs[k]);
+  const shaMap = new Map<string, string>();
+  const equal = new Set<string>();
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const key of keys) {
+      if (equal.has(key) || reference.texts[key] === undefined || faulted.texts[key] === undefined) continue;
+      if (normalized(reference.texts[key], reference.runIds, new Map()) === normalized(faulted.texts[key], faulted.runIds, shaMap)) {
+        equal.add(key);
+        shaMap.set(faulted.outputs[key]!, reference.outputs[key]!);
+        changed = true;
+      }
+    }
+  }
+  return { differing: keys.filter((k) => !equal.has(k)), equalOnceNormalized: [...equal].sort() };
+}
+/** Stage 1's work counters from the labels manifest. */
+function labelCounts(phase: Phase): unknown {
+  const text = phase.texts[`runs/${RUN}/labels/manifest.json`];
+  return text === undefined ? undefined : (JSON.parse(text) as { counts: unknown }).counts;
 }
 const sessionName = (session: string | undefined) => (session ?? '').replace(/-[A-Za-z0-9]{12}$/, '');
 
@@ -336,14 +374,7 @@ describe('the production profile', () => {
     const { entries } = await simLog();
     const paidTwice = faulted.paidTotal - faulted.paidKeys.length;
     const appliedTwice = faulted.applied.length - new Set(faulted.applied).size;
-    const differingBytes = Object.keys({ ...reference.outputs, ...faulted.outputs }).filter((k) => reference.outputs[k] !== faulted.outputs[k]);
-    // Byte-different objects must be the same once run IDs are blanked.
-    const differing: string[] = [];
-    for (const key of differingBytes) {
-      const ref = reference.texts[key];
-      const now = faulted.texts[key];
-      if (ref === undefined || now === undefined || withoutRunIds(ref, reference.runIds) !== withoutRunIds(now, faulted.runIds)) differing.push(key);
-    }
+    const { differing, equalOnceNormalized } = realDifferences(reference, faulted);
     const summary = {
       measuredAt: new Date().toISOString(),
       reference: { durationS: reference.durationS, objects: Object.keys(reference.outputs).length, paidRequests: reference.paidTotal, appliedSteps: reference.applied.length, storedRequests: reference.requestKeys.length },
@@ -357,8 +388,10 @@ describe('the production profile', () => {
         appliedSteps: faulted.applied.length,
         stepsAppliedTwice: appliedTwice,
         storedRequests: faulted.requestKeys.length,
-        objectsThatNameRunIds: differingBytes.filter((k) => !differing.includes(k)),
+        byteIdenticalObjects: Object.keys(faulted.outputs).filter((k) => faulted.outputs[k] === reference.outputs[k]).length,
+        equalOnceRunIdsAndVolatileFieldsBlanked: equalOnceNormalized,
         differingObjects: differing,
+        stage1Counts: { reference: labelCounts(reference), faultRun: labelCounts(faulted) },
       },
       faults,
     };
