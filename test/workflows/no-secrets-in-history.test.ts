@@ -5,7 +5,9 @@
  * `apiKeyEnv`), and S3 is a versitygw of this test's own whose root keys are distinctive values,
  * given to the worker and the trainer by environment. Then every event of every history (children
  * and continued-as-new runs included) is scanned, as protobuf bytes and as JSON, for the key, the
- * S3 keys, and their hex and base64. A planted history shows that the scan finds a secret there.
+ * S3 keys, and their hex and base64; so is every object the runs wrote to S3. One run gets a key the
+ * server refuses, so the failure path is scanned too. A planted history shows that the scan finds a
+ * secret there.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -289,5 +291,17 @@ describe('no secret in any history', () => {
 
     const findings = await scanHistories(client, histories, SECRETS);
     expect(findings, `secrets found in histories:\n${formatFindings(findings)}`).toEqual([]);
+
+    // Nor in anything the runs wrote to S3 (manifests record inputs and configs): this bucket is the test's own.
+    const keys = await store.list('');
+    const inObjects: string[] = [];
+    for (let i = 0; i < keys.length; i += 16) {
+      await Promise.all(keys.slice(i, i + 16).map(async (key) => {
+        for (const f of findSecrets(await store.getBytes(key), SECRETS)) inObjects.push(`${f.secret} (${f.form}) in s3://spark/${key}`);
+      }));
+    }
+    expect(keys.length).toBeGreaterThan(100);
+    expect(inObjects, `secrets found in S3 objects:\n${inObjects.join('\n')}`).toEqual([]);
+    console.log(`[no-secrets] ${keys.length} S3 objects scanned too`);
   });
 });
