@@ -5,8 +5,8 @@
  * docs/web-ui.md, starts it, and finds the run in the UI's workflow list by its `SparkRun` search
  * attribute. A worker process (src/workers/main.ts) runs it to completion on the sandbox.
  *
- * The screenshot of the run goes to a temp folder; `SPARK_UPDATE_DOC_IMAGES=1` writes it to
- * docs/img/web-ui-run.png (the one docs/web-ui.md and the README show) instead.
+ * The screenshots (the run's page, the filtered list) go to a temp folder; `SPARK_UPDATE_DOC_IMAGES=1`
+ * writes them to docs/img/web-ui-run.png and web-ui-list.png (what docs/web-ui.md and the README show).
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
