@@ -3,19 +3,22 @@
  * TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / TEMPORAL_TLS* (see temporal-connection.ts),
  * SPARK_TASK_QUEUE (default `spark`), SPARK_WORKFLOW_BUNDLE (prebuilt bundle path),
  * SPARK_MAX_CONCURRENT_ACTIVITIES (default 64), SPARK_S3_* and AWS_* (see backends/s3-store.ts).
+ * Before polling it checks Temporal and S3 (preflight.ts) and, when a setting cannot work, exits
+ * with code 78 and one line per problem naming the setting.
  * Prints one JSON line `{"event":"worker-ready",...}` once polling, for scripts and tests.
  */
-import { NativeConnection } from '@temporalio/worker';
 import { ObjectStore, s3ConfigFromEnv } from '../core/store/s3-store.js';
 import { inferenceClientPool } from '../core/deps.js';
-import { connectionOptions, temporalSettingsFromEnv } from '../core/temporal/connection.js';
+import { temporalSettingsFromEnv } from '../core/temporal/connection.js';
 import { createSparkWorker, DEFAULT_TASK_QUEUE } from './create-worker.js';
+import { EXIT_CONFIG, preflight, WorkerConfigError } from './preflight.js';
 
 async function main(): Promise<void> {
   const settings = temporalSettingsFromEnv();
   const taskQueue = process.env.SPARK_TASK_QUEUE || DEFAULT_TASK_QUEUE;
   const store = new ObjectStore(s3ConfigFromEnv());
-  const connection = await NativeConnection.connect(connectionOptions(settings));
+  // Refuse settings that cannot work before taking any task.
+  const connection = await preflight(settings, store);
   const worker = await createSparkWorker({
     connection,
     namespace: settings.namespace,
@@ -33,6 +36,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof WorkerConfigError) {
+    console.error(err.message);
+    process.exit(EXIT_CONFIG);
+  }
   console.error(err);
   process.exit(1);
 });

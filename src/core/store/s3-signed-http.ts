@@ -59,6 +59,10 @@ export class SignedS3Http {
     return this.request('PUT', key, body, sha256, { 'content-length': String(body.length), ...headers });
   }
 
+  delete(key: string): Promise<S3Answer> {
+    return this.request('DELETE', key, undefined, EMPTY_SHA256, {});
+  }
+
   /** Keys under `prefix` (ListObjectsV2, every page). */
   async list(prefix: string): Promise<string[]> {
     const keys: string[] = [];
@@ -66,7 +70,7 @@ export class SignedS3Http {
     do {
       const query: Record<string, string> = { 'list-type': '2', prefix, ...(token ? { 'continuation-token': token } : {}) };
       const answer = await this.request('GET', null, undefined, EMPTY_SHA256, {}, query);
-      if (answer.status !== 200) throw new Error(`S3 LIST ${prefix} answered ${answer.status}${s3ErrorCode(answer.body) ? ` (${s3ErrorCode(answer.body)})` : ''}`);
+      if (answer.status !== 200) throw new S3AnswerError(`S3 LIST ${prefix}`, answer);
       const xml = answer.body.toString('utf8');
       for (const m of xml.matchAll(/<Key>([^<]*)<\/Key>/g)) keys.push(unescapeXml(m[1]!));
       token = /<IsTruncated>true<\/IsTruncated>/.test(xml) ? unescapeXml(/<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1] ?? '') : undefined;
@@ -143,6 +147,19 @@ function encodeQuery(value: string): string {
 function unescapeXml(text: string): string {
   return text.replace(/&(lt|gt|quot|apos|amp|#(\d+)|#x([0-9a-fA-F]+));/g, (_, name: string, dec?: string, hex?: string) =>
     dec ? String.fromCodePoint(Number(dec)) : hex ? String.fromCodePoint(parseInt(hex, 16)) : ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' } as Record<string, string>)[name]!);
+}
+
+/** An S3 answer that is not success, with its status and error code for callers to tell why. */
+export class S3AnswerError extends Error {
+  override readonly name = 'S3AnswerError';
+  readonly status: number;
+  readonly code: string | null;
+  constructor(what: string, answer: S3Answer) {
+    const code = s3ErrorCode(answer.body);
+    super(`${what} answered ${answer.status}${code ? ` (${code})` : ''}`);
+    this.status = answer.status;
+    this.code = code;
+  }
 }
 
 /** The error code in an S3 XML error body, if any. */

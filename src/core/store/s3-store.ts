@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -13,7 +14,7 @@ import { z } from 'zod';
 import type { ObjectRef } from './refs.js';
 import { parseS3Uri } from './refs.js';
 import type { S3Answer } from './s3-signed-http.js';
-import { s3ErrorCode, SignedS3Http } from './s3-signed-http.js';
+import { S3AnswerError, s3ErrorCode, SignedS3Http } from './s3-signed-http.js';
 
 /**
  * Where objects live. Read from the environment so AWS S3, MinIO, Ceph or the local
@@ -58,7 +59,52 @@ export class ObjectNotFoundError extends Error {
 
 /** Credentials or permissions are wrong: retrying will not help. */
 export class ObjectAccessError extends Error {
-  override readonly name = 'ObjectAccessError';
+  override readonly name: string = 'ObjectAccessError';
+}
+
+/**
+ * S3 settings that cannot work: no credentials, a bucket that does not exist, an endpoint host
+ * with no DNS address, keys S3 does not know. Retrying will not help, so activities fail at once
+ * and workers refuse to start; the message names the setting to fix.
+ */
+export class S3ConfigError extends ObjectAccessError {
+  override readonly name: string = 'S3ConfigError';
+}
+
+/** Which S3 endpoint the settings chose, in the words of the setting. */
+export function endpointSetting(config: Pick<S3Config, 'endpoint' | 'region'>): string {
+  return config.endpoint
+    ? `SPARK_S3_ENDPOINT=${config.endpoint}`
+    : `SPARK_S3_ENDPOINT is unset, so the AWS default endpoint was used (https://s3.${config.region}.amazonaws.com)`;
+}
+
+/**
+ * The configuration mistake behind an S3 error, or null when it may pass (a refused connection,
+ * a 5xx, a timeout: S3 restarting is retried). A DNS failure of the endpoint's host counts as
+ * configuration: a name that does not resolve is a wrong setting far more often than a blip.
+ */
+export function s3ConfigError(err: unknown, config: S3Config): S3ConfigError | null {
+  if (err instanceof S3ConfigError) return err;
+  if (err === null || typeof err !== 'object') return null;
+  const e = err as { name?: string; message?: string; code?: string; hostname?: string; cause?: { code?: string; hostname?: string } };
+  const keys = config.accessKeyId ? `AWS_ACCESS_KEY_ID=${config.accessKeyId}` : 'AWS_ACCESS_KEY_ID unset (the AWS default chain was used)';
+  if (e.name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
+    return new S3ConfigError(`no S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are unset and the AWS default chain found none (${e.message})`);
+  }
+  if ((e.code ?? e.cause?.code) === 'ENOTFOUND') {
+    const host = e.hostname ?? e.cause?.hostname ?? '';
+    return new S3ConfigError(`${endpointSetting(config)}, and its host ${host ? `${host} ` : ''}has no DNS address (${e.message}); set SPARK_S3_ENDPOINT to your S3 server`);
+  }
+  const code = err instanceof S3AnswerError ? err.code : err instanceof S3ServiceException ? err.name : null;
+  const status = err instanceof S3AnswerError ? err.status : err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+  if (code === 'NoSuchBucket') return new S3ConfigError(`SPARK_S3_BUCKET=${config.bucket} does not exist at ${endpointSetting(config)}`);
+  if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'InvalidClientTokenId' || code === 'XAdminUserNotFound') {
+    return new S3ConfigError(`S3 refused the credentials (${code}): check ${keys} and AWS_SECRET_ACCESS_KEY for ${endpointSetting(config)}`);
+  }
+  if (status === 401 || status === 403) {
+    return new S3ConfigError(`access to SPARK_S3_BUCKET=${config.bucket} denied (${code ?? status}) for ${keys}; the key needs GetObject, PutObject, DeleteObject and ListBucket on it`);
+  }
+  return null;
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -135,20 +181,20 @@ export class ObjectStore {
    */
   async put(key: string, body: string | Uint8Array, contentType = 'application/octet-stream', options: { bare?: boolean } = {}): Promise<ObjectRef> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    if (this.signed) {
-      const sha256 = sha256Hex(bytes);
-      const headers: Record<string, string> = options.bare ? {} : { 'content-type': contentType, 'x-amz-meta-sha256': sha256 };
-      const answer = await this.signed.put(key, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), sha256, headers);
-      if (answer.status !== 200) throw answerError('PUT', answer, this.uri(key));
-      return { uri: this.uri(key), sha256, bytes: bytes.length };
-    }
-    const sha256 = options.bare ? '' : sha256Hex(bytes);
-    await this.send(key, () =>
-      this.s3.send(
+    return this.io(key, async () => {
+      if (this.signed) {
+        const sha256 = sha256Hex(bytes);
+        const headers: Record<string, string> = options.bare ? {} : { 'content-type': contentType, 'x-amz-meta-sha256': sha256 };
+        const answer = await this.signed.put(key, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), sha256, headers);
+        if (answer.status !== 200) throw answerError('PUT', answer, this.uri(key));
+        return { uri: this.uri(key), sha256, bytes: bytes.length };
+      }
+      const sha256 = options.bare ? '' : sha256Hex(bytes);
+      await this.s3.send(
         new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ...(options.bare ? {} : { ContentType: contentType, Metadata: { sha256 } }) }),
-      ),
-    );
-    return { uri: this.uri(key), sha256, bytes: bytes.length };
+      );
+      return { uri: this.uri(key), sha256, bytes: bytes.length };
+    });
   }
 
   putJson(key: string, value: unknown): Promise<ObjectRef> {
@@ -166,22 +212,50 @@ export class ObjectStore {
     return { ref: await this.put(key, body, contentType), created: true };
   }
 
+  /**
+   * Writes only if no object is at `key`, decided by S3 itself (`If-None-Match: *`), so two writers
+   * racing for the same key cannot both win: the reference, or null when something was there.
+   */
+  async putIfNoneMatch(key: string, body: string, contentType = 'application/json'): Promise<ObjectRef | null> {
+    const bytes = Buffer.from(body);
+    const sha256 = sha256Hex(bytes);
+    return this.io(key, async () => {
+      if (this.signed) {
+        const answer = await this.signed.put(key, bytes, sha256, { 'content-type': contentType, 'x-amz-meta-sha256': sha256, 'if-none-match': '*' });
+        // 409: a conditional write raced another one for the key; either way the key is taken.
+        if (answer.status === 412 || answer.status === 409) return null;
+        if (answer.status !== 200) throw answerError('PUT', answer, this.uri(key));
+        return { uri: this.uri(key), sha256, bytes: bytes.length };
+      }
+      try {
+        await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType, Metadata: { sha256 }, IfNoneMatch: '*' }));
+      } catch (err) {
+        const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+        if (status === 412 || status === 409) return null;
+        throw err;
+      }
+      return { uri: this.uri(key), sha256, bytes: bytes.length };
+    });
+  }
+
   /** Size and recorded hash of an object, or null if absent. */
   async head(key: string): Promise<ObjectRef | null> {
-    if (this.signed) {
-      const answer = await this.signed.head(key);
-      if (answer.status === 404) return null;
-      if (answer.status !== 200) throw answerError('HEAD', answer, this.uri(key));
-      const sha256 = answer.headers['x-amz-meta-sha256'];
-      return { uri: this.uri(key), sha256: typeof sha256 === 'string' ? sha256 : '', bytes: Number(answer.headers['content-length'] ?? 0) };
-    }
-    try {
-      const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { uri: this.uri(key), sha256: out.Metadata?.sha256 ?? '', bytes: out.ContentLength ?? 0 };
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw mapS3Error(err, this.uri(key));
-    }
+    return this.io(key, async () => {
+      if (this.signed) {
+        const answer = await this.signed.head(key);
+        if (answer.status === 404) return null;
+        if (answer.status !== 200) throw answerError('HEAD', answer, this.uri(key));
+        const sha256 = answer.headers['x-amz-meta-sha256'];
+        return { uri: this.uri(key), sha256: typeof sha256 === 'string' ? sha256 : '', bytes: Number(answer.headers['content-length'] ?? 0) };
+      }
+      try {
+        const out = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+        return { uri: this.uri(key), sha256: out.Metadata?.sha256 ?? '', bytes: out.ContentLength ?? 0 };
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    });
   }
 
   async getBytes(uriOrKey: string): Promise<Uint8Array> {
@@ -193,25 +267,27 @@ export class ObjectStore {
   /** The object's bytes, or null when there is none (no exception on the miss: the sample store misses often). */
   async getBytesIfExists(uriOrKey: string): Promise<Uint8Array | null> {
     const key = this.keyOf(uriOrKey);
-    if (this.signed) {
-      const answer = await this.signed.get(key);
-      if (answer.status === 404) return null;
-      if (answer.status !== 200) throw answerError('GET', answer, this.uri(key));
-      // Objects written here carry their hash: a damaged read is an error, not data.
-      const sha256 = answer.headers['x-amz-meta-sha256'];
-      if (typeof sha256 === 'string' && sha256 !== '' && sha256Hex(answer.body) !== sha256) {
-        throw new Error(`checksum mismatch reading ${this.uri(key)}: the bytes do not hash to the recorded sha256`);
+    return this.io(key, async () => {
+      if (this.signed) {
+        const answer = await this.signed.get(key);
+        if (isMissingObject(answer)) return null;
+        if (answer.status !== 200) throw answerError('GET', answer, this.uri(key));
+        // Objects written here carry their hash: a damaged read is an error, not data.
+        const sha256 = answer.headers['x-amz-meta-sha256'];
+        if (typeof sha256 === 'string' && sha256 !== '' && sha256Hex(answer.body) !== sha256) {
+          throw new Error(`checksum mismatch reading ${this.uri(key)}: the bytes do not hash to the recorded sha256`);
+        }
+        return answer.body;
       }
-      return answer.body;
-    }
-    try {
-      const out = await this.send(key, () => this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key })));
-      if (!out.Body) return null;
-      return await out.Body.transformToByteArray();
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return null;
-      throw err;
-    }
+      try {
+        const out = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+        if (!out.Body) return null;
+        return await out.Body.transformToByteArray();
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    });
   }
 
   async getText(uriOrKey: string): Promise<string> {
@@ -228,23 +304,37 @@ export class ObjectStore {
     return bytes ? (JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T) : null;
   }
 
+  /** Removes an object (no error if it is not there). */
+  async delete(key: string): Promise<void> {
+    await this.io(key, async () => {
+      if (this.signed) {
+        const answer = await this.signed.delete(key);
+        if (answer.status !== 204 && answer.status !== 200 && !isMissingObject(answer)) throw answerError('DELETE', answer, this.uri(key));
+        return;
+      }
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    });
+  }
+
   async list(prefix: string): Promise<string[]> {
-    if (this.signed) return this.signed.list(prefix);
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const out = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
-    return keys;
+    return this.io(prefix, async () => {
+      if (this.signed) return this.signed.list(prefix);
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const out = await this.s3.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+        for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token);
+      return keys;
+    });
   }
 
   /** Whether any object's key starts with `prefix` (one LIST of at most one key). */
   async hasAny(prefix: string): Promise<boolean> {
-    const out = await this.send(prefix, () => this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 })));
+    const out = await this.io(prefix, () => this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1 })));
     return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
   }
 
@@ -253,11 +343,13 @@ export class ObjectStore {
     this.signed?.destroy();
   }
 
-  private async send<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  /** Every request leaves through here: configuration mistakes become S3ConfigError, the rest as before. */
+  private async io<T>(key: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw mapS3Error(err, this.uri(key));
+      if (err instanceof ObjectNotFoundError || (err instanceof ObjectAccessError && !(err.cause instanceof S3AnswerError))) throw err;
+      throw s3ConfigError(err instanceof ObjectAccessError ? err.cause : err, this.config) ?? mapS3Error(err, this.uri(key));
     }
   }
 }
@@ -265,19 +357,29 @@ export class ObjectStore {
 /** An S3 answer that is not success, as the errors the SDK path throws. */
 function answerError(method: string, answer: S3Answer, uri: string): Error {
   const code = s3ErrorCode(answer.body);
-  if (answer.status === 404) return new ObjectNotFoundError(uri);
-  if (answer.status === 401 || answer.status === 403) return new ObjectAccessError(`access to ${uri} denied (${code ?? answer.status}): check the S3 credentials`);
-  return new Error(`S3 ${method} ${uri} answered ${answer.status}${code ? ` (${code})` : ''}`);
+  const error = new S3AnswerError(`S3 ${method} ${uri}`, answer);
+  if (isMissingObject(answer)) return new ObjectNotFoundError(uri);
+  if (answer.status === 401 || answer.status === 403) return new ObjectAccessError(`access to ${uri} denied (${code ?? answer.status}): check the S3 credentials`, { cause: error });
+  return error;
+}
+
+/** A 404 about the object, not about the bucket or the caller (versitygw answers unknown keys with 404 XAdminUserNotFound). */
+function isMissingObject(answer: S3Answer): boolean {
+  if (answer.status !== 404) return false;
+  const code = s3ErrorCode(answer.body);
+  return code === null || code === 'NoSuchKey' || code === 'NotFound';
 }
 
 function isNotFound(err: unknown): boolean {
   if (err instanceof S3ServiceException) {
-    return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404;
+    // A missing bucket is a setting to fix, not a missing object.
+    return err.name !== 'NoSuchBucket' && (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404);
   }
   return false;
 }
 
 function mapS3Error(err: unknown, uri: string): Error {
+  if (err instanceof ObjectAccessError || err instanceof ObjectNotFoundError) return err;
   if (isNotFound(err)) return new ObjectNotFoundError(uri);
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode ?? 0;

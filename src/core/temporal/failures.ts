@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import { InferenceError } from '../inference/client.js';
-import { ObjectAccessError, ObjectNotFoundError } from '../store/s3-store.js';
+import { ObjectAccessError, ObjectNotFoundError, S3ConfigError } from '../store/s3-store.js';
 import { TrainerError } from '../trainer/client.js';
 
 /** Failure types, so retry policies and people can tell what went wrong. */
@@ -9,6 +9,8 @@ export const FailureType = {
   invalidInput: 'InvalidInput',
   objectNotFound: 'ObjectNotFound',
   objectAccess: 'ObjectAccess',
+  /** The worker's S3 settings cannot work (credentials, bucket, endpoint host): fix them and restart the worker. */
+  s3Config: 'S3Config',
   invalidDataset: 'InvalidDataset',
   inference: (kind: string) => `Inference.${kind}`,
   trainer: (code: string) => `Trainer.${code}`,
@@ -44,6 +46,9 @@ export function toApplicationFailure(err: unknown): Error {
   }
   if (err instanceof ObjectNotFoundError) {
     return ApplicationFailure.create({ type: FailureType.objectNotFound, message: err.message, nonRetryable: true });
+  }
+  if (err instanceof S3ConfigError) {
+    return ApplicationFailure.create({ type: FailureType.s3Config, message: `worker S3 settings: ${err.message}`, nonRetryable: true });
   }
   if (err instanceof ObjectAccessError) {
     return ApplicationFailure.create({ type: FailureType.objectAccess, message: err.message, nonRetryable: true });
