@@ -8,6 +8,7 @@ import { createRlActivities } from '../spark/rl/activities.js';
 import { createSolutionActivities } from '../spark/labels/sample-solutions.activities.js';
 import { createTrainingActivities } from '../core/trainer/activities.js';
 import type { ActivityDeps } from '../core/deps.js';
+import { createRunOutputActivities } from '../core/store/run-outputs.js';
 
 /** Every activity, built from the clients the worker owns. */
 export function createActivities(deps: ActivityDeps) {
@@ -21,5 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRlActivities(deps, { onRollouts: recycleRollouts }),
     ...createCoEvolveActivities(deps),
     ...createPipelineActivities(deps),
+    // Every stage claims its output prefix for its configuration first.
+    ...createRunOutputActivities(deps),
   };
 }

@@ -14,6 +14,7 @@ import type { ShardProgress } from './label-shard.workflow.js';
 import { labelShard, shardProgressSignal } from './label-shard.workflow.js';
 import { SparkCallsMade, SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 
 const io = proxyActivities<LabelActivities>(storeIo);
 const prep = proxyActivities<LabelActivities>(bulkIoHeartbeat);
@@ -62,7 +63,8 @@ export const synthesizeLabelsProgress = defineQuery<SynthesizeLabelsProgress>('p
 export async function synthesizeLabels(rawInput: SynthesizeLabelsInput, state?: SynthesizeLabelsState): Promise<SynthesizeLabelsResult> {
   const config: SynthesizeLabelsConfig = parseWorkflowInput(SynthesizeLabelsInputSchema, rawInput, 'synthesizeLabels');
   const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'labels');
-  const configHash = hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null, shards: null }));
+  const decisive = { ...config, runName: null, outputPrefix: null, shards: null };
+  const configHash = hashParts(JSON.stringify(decisive));
   const info = workflowInfo();
   const running = new Map<number, LabelCounts>();
   const progress: SynthesizeLabelsProgress = {
@@ -94,6 +96,13 @@ export async function synthesizeLabels(rawInput: SynthesizeLabelsInput, state?: 
     { key: SparkConfigHash, value: configHash },
   ]);
 
+  // Another configuration's labels under this prefix are refused, not replaced (runs before claims: by their manifest).
+  if (!state) {
+    await claimRunOutputs({
+      prefix, workflow: 'synthesizeLabels', runName: config.runName, workflowId: info.workflowId, configHash, decisive,
+      legacyManifest: { key: 'manifest.json', ignoredFields: ['runName', 'outputPrefix', 'shards'] },
+    });
+  }
   const prepared = state?.prepared ?? (await prep.prepareLabelInput({ config, outputPrefix: prefix }));
   progress.stage = 'labelling';
   progress.problemsTotal = prepared.problems;
