@@ -8,7 +8,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateProblems } from '../../sandbox/arith.js';
 import { objectStoreAdapterReader } from '../../sandbox/model-server/models.js';
 import type { SimServer } from '../../sandbox/model-server/server.js';
 import { startSimServer } from '../../sandbox/model-server/server.js';
@@ -124,8 +123,7 @@ describe('spark CLI', () => {
     });
 
     it('pauses, sets, refuses a bad value, resumes and stops a run started from JSON, then reports its metrics from S3', { timeout: 90_000 }, async () => {
-      const rows = generateProblems({ seed: 53, count: 24 }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) }));
-      const prompts = await store.put(`test/spark-cli/${randomUUID()}.jsonl`, `${rows.join('\n')}\n`, 'application/x-ndjson');
+      const prompts = await uploadSandboxProblems(store, { seed: 53, count: 24, withAnswers: true });
       const runName = `cli-rl-${randomUUID().slice(0, 8)}`;
       const workflowId = `spark/${runName}/rl-train`;
       const endpoint = { baseURL: sim.url };

@@ -11,7 +11,6 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SparkClient, SparkInputError } from 'spark-temporal';
 import type { RlTrainInput, SampleSolutionsInput } from 'spark-temporal';
-import { generateProblems } from '../../sandbox/arith.js';
 import { objectStoreAdapterReader } from '../../sandbox/model-server/models.js';
 import type { SimServer } from '../../sandbox/model-server/server.js';
 import { startSimServer } from '../../sandbox/model-server/server.js';
@@ -94,8 +93,7 @@ describe('SparkClient', () => {
     });
 
     it('pauses, refuses a bad update, sets hyperparameters, resumes, and stops after a checkpoint', { timeout: 90_000 }, async () => {
-      const rows = generateProblems({ seed: 43, count: 24 }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) }));
-      const prompts = await store.put(`test/spark-client/${randomUUID()}.jsonl`, `${rows.join('\n')}\n`, 'application/x-ndjson');
+      const prompts = await uploadSandboxProblems(store, { seed: 43, count: 24, withAnswers: true });
       const runName = `client-rl-${randomUUID().slice(0, 8)}`;
       const endpoint = { baseURL: sim.url };
       const input: RlTrainInput = {

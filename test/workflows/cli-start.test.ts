@@ -9,7 +9,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateProblems } from '../../sandbox/arith.js';
 import { generateSandboxProcessBench } from '../../sandbox/processbench-sandbox.js';
 import { objectStoreAdapterReader } from '../../sandbox/model-server/models.js';
 import type { SimServer } from '../../sandbox/model-server/server.js';
@@ -18,6 +17,7 @@ import type { TrainerProcess } from '../support/harness.js';
 import { connectClient, makeStore, spawnTrainerProcess, uniqueTaskQueue, withWorker } from '../support/harness.js';
 import { freePort, repoRoot } from '../support/paths.js';
 import { uploadSandboxBenchmark } from '../support/processbench.js';
+import { uploadSandboxProblems } from '../support/datasets.js';
 
 const store = makeStore();
 const dir = mkdtempSync(join(tmpdir(), 'cli-start-'));
@@ -50,8 +50,7 @@ describe('starting each stage with the temporal CLI from a JSON file', () => {
     const { client, close } = await connectClient();
     const run = `cli-${randomUUID().slice(0, 8)}`;
     const endpoint = { baseURL: sim.url };
-    const rows = generateProblems({ seed: 82, count: 16 }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) }));
-    const dataset = await store.put(`test/cli-start/${run}.jsonl`, rows.join('\n') + '\n', 'application/x-ndjson');
+    const dataset = await uploadSandboxProblems(store, { seed: 82, count: 16, withAnswers: true });
     const splits = await uploadSandboxBenchmark(store, generateSandboxProcessBench({ seed: 83, countPerSplit: 8, splits: [{ name: 'gsm8k', minOps: 4, maxOps: 5 }] }));
     const result = async <T>(workflowId: string): Promise<T> => client.workflow.getHandle(workflowId).result() as Promise<T>;
     try {

@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { generateProblems } from '../../sandbox/arith.js';
 import type { SparkPipelineInput } from '../../src/spark/pipeline/input.js';
 import { SparkPipelineInputSchema } from '../../src/spark/pipeline/input.js';
 import { SANDBOX_PROCESSBENCH_SPLITS, generateSandboxProcessBench } from '../../sandbox/processbench-sandbox.js';
@@ -42,9 +41,8 @@ let first: SparkPipelineResult | undefined;
 
 const appliedSteps = (): number => readTrainerEvents(eventsFile).filter((e) => e.applied === true).length;
 
-async function withAnswers(seed: number, count: number): Promise<ObjectRef> {
-  const body = generateProblems({ seed, count }).map((p) => JSON.stringify({ id: p.id, question: p.question, answer: String(p.answer) })).join('\n') + '\n';
-  return store.put(`test/pipeline/${randomUUID()}.jsonl`, body, 'application/x-ndjson');
+function withAnswers(seed: number, count: number): Promise<ObjectRef> {
+  return uploadSandboxProblems(store, { seed, count, withAnswers: true });
 }
 
 function input(extra: Partial<SparkPipelineInput> = {}): SparkPipelineInput {
