@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { SynthesizeLabelsInput } from '../../src/spark/labels/input.js';
 import { startSimServer } from '../../sandbox/model-server/server.js';
-import { synthesizeLabels } from '../../src/workflows/index.js';
+import { coEvolve, rlTrain, sparkPipeline, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
+import { TemporalFailure } from '@temporalio/common';
 import { SparkConfigHash } from '../../src/core/temporal/search-attributes.js';
 import { OUTPUTS_OF_ANOTHER_CONFIG } from '../../src/core/store/run-outputs.js';
 import { uploadSandboxProblems } from '../support/datasets.js';
@@ -84,6 +85,60 @@ describe('no silent overwrite of a run\'s outputs', () => {
       const legacy = await refusalOf((await start(13, 'd')).result());
       expect(legacy.message).toContain(`config hash ${firstHash}`);
       expect(legacy.message).toContain('seed (11 → 13)');
+    });
+  });
+});
+
+/** The innermost ApplicationFailure of a failed run (through activities and child workflows). */
+async function rootFailure(run: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await run.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  let e: unknown = (err as WorkflowFailedError).cause;
+  while (e instanceof TemporalFailure && !(e instanceof ApplicationFailure)) e = e.cause;
+  expect(e).toBeInstanceOf(ApplicationFailure);
+  return e as ApplicationFailure;
+}
+
+describe('every stage claims its outputs at start', () => {
+  // Inputs that claim their prefix and then fail on their missing data, so no trainer or model server is needed.
+  const missing = 's3://spark/test/run-outputs/missing.jsonl';
+  const endpoint = { baseURL: 'http://127.0.0.1:1/v1' };
+  const trainer = { baseURL: 'http://127.0.0.1:1' };
+  const fields = { question: 'question', answer: 'answer' };
+  const cases = {
+    trainPrm: (runName: string, seed: number) => ({ runName, labelsManifestUri: 's3://spark/test/run-outputs/labels/manifest.json', trainer, baseModel: 'm', seed }),
+    rlTrain: (runName: string, seed: number) => ({
+      runName, policy: { baseModel: 'm', endpoint, model: 'm' }, trainer, dataset: { uri: missing, fields },
+      reward: { formulation: 'selective-advantage', prm: { endpoint, model: 'v', style: 'prm-cot' } }, grpo: { batchSize: 4, groupSize: 4 }, totalSteps: 2, seed,
+    }),
+    coEvolve: (runName: string, seed: number) => ({
+      runName, policy: { baseModel: 'm', endpoint, model: 'm' }, trainer, dataset: { uri: missing, fields }, grpo: { batchSize: 4, groupSize: 4 }, totalSteps: 2, seed,
+    }),
+    sparkPipeline: (runName: string, seed: number) => ({
+      runName, endpoints: { inference: endpoint, trainer },
+      labels: { dataset: { uri: missing }, generator: { model: 'm' }, verifier: { model: 'v' } },
+      prm: { baseModel: 'm' }, processBench: { splits: { gsm8k: missing }, baseModel: 'm' },
+      rl: { policy: { baseModel: 'm', model: 'm' }, dataset: { uri: missing, fields }, totalSteps: 2 },
+      seed,
+    }),
+  } as const;
+  const workflows = { trainPrm, rlTrain, coEvolve, sparkPipeline } as const;
+
+  it.each(Object.keys(cases) as (keyof typeof cases)[])('%s: another seed is refused naming seed; the same seed gets past the claim', async (name) => {
+    const taskQueue = uniqueTaskQueue(`claim-${name}`);
+    const runName = `claim-${randomUUID().slice(0, 8)}`;
+    await withWorker({ taskQueue }, async () => {
+      const run = (seed: number, suffix: string) => conn.client.workflow.execute(workflows[name] as never, {
+        taskQueue, workflowId: `spark/${runName}/${name}-${suffix}`, args: [cases[name](runName, seed)] as never, workflowExecutionTimeout: '60 seconds',
+      });
+      const first = await rootFailure(run(1, 'a'));
+      expect(first.type).not.toBe(OUTPUTS_OF_ANOTHER_CONFIG);
+      const refused = await rootFailure(run(2, 'b'));
+      expect(refused.type).toBe(OUTPUTS_OF_ANOTHER_CONFIG);
+      expect(refused.message).toMatch(/config hash [0-9a-f]{16,}.*this run's config hash [0-9a-f]{16,}/);
+      expect(refused.message).toContain('fields that differ: seed (1 → 2)');
+      const same = await rootFailure(run(1, 'c'));
+      expect(same.type).toBe(first.type);
     });
   });
 });

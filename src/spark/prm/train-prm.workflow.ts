@@ -12,6 +12,7 @@ import type { PublishResponse } from '../../core/trainer/protocol.js';
 import { checkpointUri, sessionIdFor } from '../../core/trainer/plan.js';
 import { bulkIo, trainerChunk } from '../../core/temporal/activity-presets.js';
 import { SparkConfigHash, SparkRun, SparkStage, SparkStatus, SparkStep } from '../../core/temporal/search-attributes.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const data = proxyActivities<PrmDataActivities & Pick<TrainingActivities, 'prepareTrainBatches'>>(bulkIo);
@@ -79,6 +80,10 @@ export async function trainPrm(rawInput: TrainPrmInput, state?: TrainPrmState): 
   const config: TrainPrmConfig = parseWorkflowInput(TrainPrmInputSchema, rawInput, 'trainPrm');
   const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'prm');
   const info = workflowInfo();
+  const configHash = hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null }));
+  // The prefix's outputs do not depend on where the trainer runs or where the model is served, so
+  // the claim leaves those out: a re-run that only publishes elsewhere (or not at all) reuses them.
+  const decisive = { ...config, runName: null, outputPrefix: null, trainer: null, publish: null };
   const progress: TrainPrmProgress = {
     stage: state ? 'training' : 'building-data',
     stepsDone: state?.stepsDone ?? 0,
@@ -94,8 +99,10 @@ export async function trainPrm(rawInput: TrainPrmInput, state?: TrainPrmState): 
     { key: SparkRun, value: config.runName },
     { key: SparkStage, value: 'train-prm' },
     { key: SparkStatus, value: 'running' },
-    { key: SparkConfigHash, value: hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null })) },
+    { key: SparkConfigHash, value: configHash },
   ]);
+  // Another configuration's data, checkpoints and model under this prefix are refused, not replaced.
+  if (!state) await claimRunOutputs({ prefix, workflow: 'trainPrm', runName: config.runName, workflowId: info.workflowId, configHash: hashParts(JSON.stringify(decisive)), decisive });
 
   const prmData = state?.prmData ?? (await data.buildPrmData({
     labelsManifestUri: config.labelsManifestUri,

@@ -11,6 +11,7 @@ import type { RlMetricsRow } from './grpo.js';
 import { rlLearningRate, stepName } from './grpo.js';
 import { sessionIdFor } from '../../core/trainer/plan.js';
 import { bulkIo, modelBatch, trainerStep } from '../../core/temporal/activity-presets.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 import { SparkAccuracy, SparkConfigHash, SparkItemsDone, SparkReward, SparkRun, SparkStage, SparkStatus, SparkStep } from '../../core/temporal/search-attributes.js';
 
 const io = proxyActivities<RlActivities>(bulkIo);
@@ -30,8 +31,13 @@ export interface AuditEntry {
 
 /** The settings that decide a run's trajectory: run length, checkpoint cadence and evaluations do not, so a run can be extended or re-scheduled. */
 export function decisiveConfigHash(config: Omit<RlTrainConfig, 'reward'> & Record<string, unknown>): string {
+  return hashParts(JSON.stringify(decisiveConfig(config)));
+}
+
+/** The settings {@link decisiveConfigHash} is computed over. */
+export function decisiveConfig(config: Omit<RlTrainConfig, 'reward'> & Record<string, unknown>): Record<string, unknown> {
   const { runName: _name, outputPrefix: _prefix, resumeFrom: _resume, totalSteps: _total, checkpointEvery: _every, evaluation: _evaluation, stepsPerRun: _perRun, ...decisive } = config;
-  return hashParts(JSON.stringify(decisive));
+  return decisive;
 }
 
 /** Checkpoints are keyed by what determines them: other settings or data never share them. */
@@ -222,6 +228,8 @@ export async function runGrpoLoop(config: RlTrainConfig, mode: GrpoLoopMode, car
   });
 
   if (!state) {
+    // Another configuration's steps, checkpoints and metrics under this prefix are refused, not mixed in.
+    await claimRunOutputs({ prefix, workflow: info.workflowType, runName: config.runName, workflowId: info.workflowId, configHash, decisive: decisiveConfig(config) });
     const prepared = await io.prepareRlData({ config, outputPrefix: prefix });
     let step = 0;
     let lastCheckpoint: string | null = null;
