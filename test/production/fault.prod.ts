@@ -161,8 +161,8 @@ async function outputs(store: ObjectStore): Promise<{ hashes: Record<string, str
  * - when a checkpoint was committed (`committedAt` in its COMMITTED marker);
  * - how much work it took: `callsMade`, `samplesDrawn`, `samplesReused` in stage 1's counts (a
  *   retried activity reads stored samples back instead of paying for them again);
- * - and therefore the sha256 by which later objects name those (the PRM data manifest names the
- *   labels manifest's).
+ * - and therefore the sha256 and size by which later objects name those (the PRM data manifest and
+ *   the lineage name the labels manifest's).
  * Objects whose bytes differ are compared again with these blanked; nothing else may differ.
  */
 const VOLATILE_FIELDS = new Set(['committedAt', 'callsMade', 'samplesDrawn', 'samplesReused']);
@@ -171,11 +171,22 @@ function withoutRunIds(text: string, runIds: readonly string[]): string {
   for (const id of runIds) out = out.split(id).join('<run-id>').split(id.replace(/[^A-Za-z0-9]/g, '').slice(0, 12)).join('<run-id>');
   return out;
 }
+/**
+ * `text` with run IDs blanked, the fault run's sha256 of objects that differ only in volatile fields
+ * replaced by the reference's (`shaMap`), and volatile fields blanked, as are the sizes in
+ * references `{ uri, sha256, bytes }` to such objects.
+ */
 function normalized(text: string, runIds: readonly string[], shaMap: ReadonlyMap<string, string>): string {
   let out = withoutRunIds(text, runIds);
   for (const [from, to] of shaMap) out = out.split(from).join(to);
+  const mapped = new Set(shaMap.values());
   try {
-    return JSON.stringify(JSON.parse(out), (key, value: unknown) => (VOLATILE_FIELDS.has(key) ? '<volatile>' : value));
+    return JSON.stringify(JSON.parse(out), (key, value: unknown) => {
+      if (VOLATILE_FIELDS.has(key)) return '<volatile>';
+      const ref = value as { sha256?: unknown; bytes?: unknown } | null;
+      if (ref && typeof ref === 'object' && typeof ref.sha256 === 'string' && mapped.has(ref.sha256) && 'bytes' in ref) return { ...ref, bytes: '<volatile>' };
+      return value;
+    });
   } catch {
     return out; // JSONL parts, text reports: compared as they are
   }
@@ -189,14 +200,23 @@ function realDifferences(reference: Phase, faulted: Phase): { differing: string[
     changed = false;
     for (const key of keys) {
       if (equal.has(key) || reference.texts[key] === undefined || faulted.texts[key] === undefined) continue;
-      if (normalized(reference.texts[key], reference.runIds, new Map()) === normalized(faulted.texts[key], faulted.runIds, shaMap)) {
+      const identity = new Map([...shaMap.values()].map((sha) => [sha, sha]));
+      if (normalized(reference.texts[key], reference.runIds, identity) === normalized(faulted.texts[key], faulted.runIds, shaMap)) {
         equal.add(key);
         shaMap.set(faulted.outputs[key]!, reference.outputs[key]!);
         changed = true;
       }
     }
   }
-  return { differing: keys.filter((k) => !equal.has(k)), equalOnceNormalized: [...equal].sort() };
+  const differing = keys.filter((k) => !equal.has(k));
+  // For a look at what differs: both sides, normalized, under .data/production/fault-test/diff/.
+  for (const key of differing) {
+    const base = join(resultDir, 'diff', key.replace(/[^A-Za-z0-9.-]+/g, '_'));
+    mkdirSync(join(resultDir, 'diff'), { recursive: true });
+    writeFileSync(`${base}.reference`, normalized(reference.texts[key] ?? '', reference.runIds, new Map([...shaMap.values()].map((sha) => [sha, sha]))));
+    writeFileSync(`${base}.fault-run`, normalized(faulted.texts[key] ?? '', faulted.runIds, shaMap));
+  }
+  return { differing, equalOnceNormalized: [...equal].sort() };
 }
 /** Stage 1's work counters from the labels manifest. */
 function labelCounts(phase: Phase): unknown {
