@@ -12,6 +12,8 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { readLabelsDataset } from '../src/spark/labels/labels-dataset.js';
 import { buildRunReport } from '../src/client/run-report.js';
+import { SparkClient } from '../src/client/spark-client.js';
+import { retryLine } from '../src/cli/spark-format.js';
 import type { SparkPipelineInput } from '../src/spark/pipeline/input.js';
 import { formatQualityTable, labelQuality } from './label-quality.js';
 import type { RlMetricsRow } from '../src/spark/rl/grpo.js';
@@ -59,6 +61,7 @@ async function stageLine(client: Client, stage: PipelineStageProgress): Promise<
 /** Prints the pipeline's progress every 2 s (each stage's summary once, when it completes) until it ends. */
 async function follow(client: Client, handle: WorkflowHandle<typeof sparkPipeline>) {
   const reported = new Set<string>();
+  const spark = new SparkClient(client);
   const tick = async (): Promise<void> => {
     const p = await handle.query(sparkPipelineProgress);
     for (const s of p.stages) {
@@ -70,6 +73,8 @@ async function follow(client: Client, handle: WorkflowHandle<typeof sparkPipelin
     const running = p.stages.filter((s) => s.status === 'running');
     for (const s of running) console.error(`[main] ${await stageLine(client, s)}`);
     if (running.length === 0 && p.stage !== 'completed') console.error(`[main] pipeline ${p.stage}`);
+    // Why it waits: activities of the pipeline and its stages that failed and are retrying (as `spark status` shows them).
+    for (const r of await spark.retrying(handle.workflowId)) console.error(`[main] ${retryLine(r)}`);
   };
   const timer = setInterval(() => void tick().catch(() => undefined), 2000);
   try {

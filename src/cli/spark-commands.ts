@@ -1,7 +1,7 @@
 /** The `spark` CLI's commands; `spark.ts` parses the command line and maps errors to exit codes. */
 import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
-import type { RlTrainHandle, SparkClient, SparkRunHandle, SparkWorkflowName } from '../client/spark-client.js';
+import type { RetryingActivity, RlTrainHandle, SparkClient, SparkRunHandle, SparkWorkflowName } from '../client/spark-client.js';
 import { isSparkWorkflowName, listQuery, sparkWorkflowNames, temporalWebUrl, validateInput } from '../client/spark-client.js';
 import type { RlMetricsRow } from '../spark/rl/grpo.js';
 import type { TemporalSettings } from '../core/temporal/connection.js';
@@ -9,7 +9,7 @@ import type { RlTrainProgress, RlTrainResult } from '../spark/rl/rl-train.workfl
 import { SparkRun, SparkStatus } from '../core/temporal/search-attributes.js';
 import { readConfigFile } from './spark-config.js';
 import {
-  formatDuration, formatKeyValues, formatResult, formatRlMetrics, formatTable, progressLine, progressView, renderProgress, stageRows,
+  formatDuration, formatKeyValues, formatResult, formatRlMetrics, formatTable, progressLine, progressView, renderProgress, retryLine, stageRows,
 } from './spark-format.js';
 import type { ProgressView, StageRow } from './spark-format.js';
 
@@ -126,11 +126,18 @@ interface RunSnapshot {
   view?: ProgressView;
   error?: string;
   stages: { row: StageRow; children: ChildSnapshot[] }[];
+  /** Activities of the run and its running children that failed and are being retried: why it waits. */
+  retrying: RetryingActivity[];
+}
+
+/** Retrying activities of a running run; none (not an error) when describe fails. */
+async function retryingOf(client: SparkClient, workflowId: string, running: boolean): Promise<RetryingActivity[]> {
+  return running ? client.retrying(workflowId).catch(() => []) : [];
 }
 
 async function snapshot(client: SparkClient, handle: SparkRunHandle, running: boolean): Promise<RunSnapshot> {
-  const { progress, error } = await tryProgress(handle, running ? 5_000 : 2_000);
-  if (progress === undefined) return { error, stages: [] };
+  const [{ progress, error }, retrying] = await Promise.all([tryProgress(handle, running ? 5_000 : 2_000), retryingOf(client, handle.workflowId, running)]);
+  if (progress === undefined) return { error, stages: [], retrying };
   const stages = await Promise.all(stageRows(progress).map(async (row) => ({
     row,
     children: row.status !== 'running' ? [] : await Promise.all(row.workflowIds.map(async (workflowId): Promise<ChildSnapshot> => {
@@ -143,15 +150,16 @@ async function snapshot(client: SparkClient, handle: SparkRunHandle, running: bo
       }
     })),
   })));
-  return { view: progressView(handle.workflow, progress), stages };
+  return { view: progressView(handle.workflow, progress), stages, retrying };
 }
 
 /** The multi-line picture: the run's bars, then per stage its status and its running children's bars. */
 function snapshotLines(snap: RunSnapshot, description: WorkflowExecutionDescription): string[] {
+  const retries = snap.retrying.map((r) => retryLine(r));
   if (!snap.view) {
     const why = (snap.error ?? 'no answer').split('\n')[0]!;
     // A closed run answers queries by replaying its history on a worker.
-    return [RUNNING.has(description.status.name) ? progressHint(description, why) : `progress not available (${why}): a finished run answers by replay on a worker polling task queue '${description.taskQueue}'`];
+    return [RUNNING.has(description.status.name) ? progressHint(description, why) : `progress not available (${why}): a finished run answers by replay on a worker polling task queue '${description.taskQueue}'`, ...retries];
   }
   const width = Math.max(0, ...snap.stages.map((s) => s.row.name.length));
   return [
@@ -160,15 +168,18 @@ function snapshotLines(snap: RunSnapshot, description: WorkflowExecutionDescript
       `  ${row.name.padEnd(width)}  ${row.status}${row.summary ? `  ${row.summary}` : ''}`,
       ...children.flatMap((c) => [`    ${c.workflowId} (${c.type})`, ...(c.view ? renderProgress(c.view).map((l) => `      ${l}`) : [])]),
     ]),
+    ...retries,
   ];
 }
 
 /** The one-line form for logs: the run's stage and bars, and each running child's. */
 function snapshotLine(snap: RunSnapshot): string {
-  if (!snap.view) return '';
+  // The next-try countdown is left out, so a line is printed when something changes, not every tick.
+  const retries = snap.retrying.map((r) => retryLine(r, null));
+  if (!snap.view) return retries.join(' | ');
   const children = snap.stages.flatMap(({ row, children: cs }) => cs.map((c) => `${row.name}: ${c.view ? progressLine(c.view) : 'no progress yet'}`));
   const stages = snap.stages.length ? [snap.stages.map((st) => `${st.row.name} ${st.row.status}`).join(', ')] : [];
-  return [progressLine(snap.view), ...stages, ...children].filter(Boolean).join(' | ');
+  return [progressLine(snap.view), ...stages, ...children, ...retries].filter(Boolean).join(' | ');
 }
 
 /**
@@ -312,8 +323,8 @@ const status: CommandSpec = {
     const running = RUNNING.has(description.status.name);
     const failure = !running && description.status.name !== 'COMPLETED' ? await failureOf(handle) : undefined;
     if (ctx.flags.json) {
-      const { progress, error } = await tryProgress(handle, running ? 10_000 : 5_000);
-      ctx.out(JSON.stringify({ ...Object.fromEntries(header(description)), status: statusWord(description.status.name), progress, progressError: error, failure, webUrl: temporalWebUrl(ctx.settings, description.workflowId, ctx.env) }, null, 2));
+      const [{ progress, error }, retrying] = await Promise.all([tryProgress(handle, running ? 10_000 : 5_000), retryingOf(client, description.workflowId, running)]);
+      ctx.out(JSON.stringify({ ...Object.fromEntries(header(description)), status: statusWord(description.status.name), progress, progressError: error, retrying, failure, webUrl: temporalWebUrl(ctx.settings, description.workflowId, ctx.env) }, null, 2));
       return 0;
     }
     ctx.out(formatKeyValues([...header(description), ['web UI', temporalWebUrl(ctx.settings, description.workflowId, ctx.env)], ...(failure ? [['failure', failure] as [string, string]] : [])]));

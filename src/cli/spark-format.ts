@@ -4,6 +4,7 @@
  * terminal, a log file or CI.
  */
 import type { RlMetricsRow } from '../spark/rl/grpo.js';
+import type { RetryingActivity } from '../client/spark-client.js';
 
 export interface ProgressBar {
   label: string;
@@ -191,6 +192,21 @@ export function formatDuration(ms: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * Why a run waits, one line per retrying activity: what failed, attempt n of m, when the next try is
+ * (`labelProblems in spark/r/labels/shard-0000 retrying: connection to … failed; attempt 7 of 30, next try in 12s`).
+ * `now` null leaves the timing out (for logs, which print a line only when it changes).
+ */
+export function retryLine(r: RetryingActivity, now: number | null = Date.now()): string {
+  const of = r.maximumAttempts === null ? ' (no limit)' : ` of ${r.maximumAttempts}`;
+  const when = now === null
+    ? ''
+    : r.state === 'started'
+      ? ', running now'
+      : r.nextAttemptAt && r.nextAttemptAt.getTime() > now ? `, next try in ${formatDuration(r.nextAttemptAt.getTime() - now)}` : ', next try as soon as a worker takes it';
+  return `${r.activityType} in ${r.workflowId} retrying: ${r.lastFailure}; attempt ${r.attempt}${of}${when}`;
 }
 
 /** The stage-3 metrics rows as a table; long runs show every `every`-th step and the last. */

@@ -314,6 +314,38 @@ export function listQuery(filter: SparkListFilter): string {
   return clauses.join(' AND ');
 }
 
+/** An activity of a run (or of one of its running child workflows) that failed and is being retried. */
+export interface RetryingActivity {
+  /** The workflow the activity belongs to: the run itself or a child (e.g. a labels shard). */
+  workflowId: string;
+  workflowType: string;
+  activityType: string;
+  activityId: string;
+  /** The attempt running or scheduled next (1-based). */
+  attempt: number;
+  /** The retry policy's limit; null when unlimited. */
+  maximumAttempts: number | null;
+  /** What the last attempt failed with (its message, then its causes'). */
+  lastFailure: string;
+  /** The failure's type (e.g. `Inference.connection`), when it had one. */
+  failureType: string | null;
+  /** `scheduled`: waiting out the backoff until `nextAttemptAt`; `started`: the attempt is running. */
+  state: 'scheduled' | 'started' | 'cancel-requested' | 'paused' | 'unknown';
+  nextAttemptAt: Date | null;
+}
+
+type TimestampLike = { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined;
+const tsToDate = (ts: TimestampLike): Date | null =>
+  ts && ts.seconds != null ? new Date(Number(ts.seconds.toString()) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)) : null;
+const ACTIVITY_STATES: Record<number, RetryingActivity['state']> = { 1: 'scheduled', 2: 'started', 3: 'cancel-requested', 4: 'paused', 5: 'paused' };
+
+type FailureLike = { message?: string | null; cause?: FailureLike | null; applicationFailureInfo?: { type?: string | null } | null } | null | undefined;
+function failureText(f: FailureLike): string {
+  const parts: string[] = [];
+  for (let e = f; e && parts.length < 4; e = e.cause) if (e.message && !parts.includes(e.message)) parts.push(e.message.split('\n')[0]!);
+  return parts.join(' ← ');
+}
+
 export interface SparkClientOptions {
   /** Task queue runs are started on unless a start says otherwise; default env SPARK_TASK_QUEUE or `spark`. */
   taskQueue?: string;
@@ -387,6 +419,50 @@ export class SparkClient {
     const temporal = this.temporal.workflow.getHandle(workflowId, runId);
     const description = await temporal.describe();
     return { handle: this.wrap(description.type as SparkWorkflowName, temporal), description };
+  }
+
+  /**
+   * Activities that failed and are being retried, in the run and in its running child workflows
+   * (walked from each workflow's pending children, at most `maxWorkflows` described): what failed,
+   * attempt n of m and when the next try is. From describe(), so it needs no worker and costs one
+   * call per workflow; a run waiting on a server that is down says so here, not in its progress.
+   */
+  async retrying(workflowId: string, opts: { maxWorkflows?: number } = {}): Promise<RetryingActivity[]> {
+    const limit = opts.maxWorkflows ?? 50;
+    const out: RetryingActivity[] = [];
+    let level: { workflowId: string; runId?: string }[] = [{ workflowId }];
+    let described = 0;
+    while (level.length && described < limit) {
+      const batch = level.slice(0, limit - described);
+      described += batch.length;
+      const descriptions = await Promise.all(batch.map((w) => this.temporal.workflow.getHandle(w.workflowId, w.runId).describe().catch(() => null)));
+      const next: { workflowId: string; runId?: string }[] = [];
+      for (const d of descriptions) {
+        if (!d) continue;
+        for (const a of d.raw.pendingActivities ?? []) {
+          const attempt = a.attempt ?? 1;
+          if (attempt <= 1 && !a.lastFailure) continue;
+          out.push({
+            workflowId: d.workflowId,
+            workflowType: d.type,
+            activityType: a.activityType?.name ?? '?',
+            activityId: a.activityId ?? '?',
+            attempt,
+            maximumAttempts: a.maximumAttempts ? a.maximumAttempts : null,
+            lastFailure: failureText(a.lastFailure as FailureLike) || '(no failure recorded)',
+            failureType: a.lastFailure?.applicationFailureInfo?.type || null,
+            state: ACTIVITY_STATES[Number(a.state ?? 0)] ?? 'unknown',
+            nextAttemptAt: tsToDate(a.nextAttemptScheduleTime as TimestampLike),
+          });
+        }
+        for (const c of d.raw.pendingChildren ?? []) {
+          // By ID alone: a child that continued as new is described at its latest run.
+          if (c.workflowId) next.push({ workflowId: c.workflowId });
+        }
+      }
+      level = next;
+    }
+    return out;
   }
 
   /** Runs by run name, stage and status, newest first, through visibility queries on the search attributes. */
