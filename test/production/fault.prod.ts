@@ -162,7 +162,8 @@ async function outputs(store: ObjectStore): Promise<{ hashes: Record<string, str
  * - how much work it took: `callsMade`, `samplesDrawn`, `samplesReused` in stage 1's counts (a
  *   retried activity reads stored samples back instead of paying for them again);
  * - and therefore the sha256 and size by which later objects name those (the PRM data manifest and
- *   the lineage name the labels manifest's).
+ *   the lineage name the labels manifest's);
+ * - the order in which the lineage manifest lists the two evaluate-prm children (started at once).
  * Objects whose bytes differ are compared again with these blanked; nothing else may differ.
  */
 const VOLATILE_FIELDS = new Set(['committedAt', 'callsMade', 'samplesDrawn', 'samplesReused']);
@@ -183,6 +184,9 @@ function normalized(text: string, runIds: readonly string[], shaMap: ReadonlyMap
   try {
     return JSON.stringify(JSON.parse(out), (key, value: unknown) => {
       if (VOLATILE_FIELDS.has(key)) return '<volatile>';
+      // A stage's child workflows are listed in the order their starts were recorded, which two
+      // children started at once (evaluate-prm and evaluate-prm-base) do not keep from run to run.
+      if (key === 'workflows' && Array.isArray(value)) return [...(value as { workflowId: string }[])].sort((a, b) => a.workflowId.localeCompare(b.workflowId));
       const ref = value as { sha256?: unknown; bytes?: unknown } | null;
       if (ref && typeof ref === 'object' && typeof ref.sha256 === 'string' && mapped.has(ref.sha256) && 'bytes' in ref) return { ...ref, bytes: '<volatile>' };
       return value;
