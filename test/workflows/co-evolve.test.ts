@@ -1,8 +1,8 @@
 /**
  * coEvolve and its evaluations on the real stack: the sandbox model server, the sandbox trainer in
  * its own process, real S3 and Temporal. Covers the recycled-item cache and the extra steps, plain
- * RLVR as the all-off case, crashes of the worker and of the trainer, input checks, and the
- * self-reflection and judging evaluations.
+ * RLVR as the all-off case, input checks, and the self-reflection and judging evaluations; crashes
+ * and controls, shared with rlTrain, are in grpo-loop.test.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -11,9 +11,8 @@ import type { CoEvolveInput } from '../../src/spark/co-evolve/input.js';
 import { detectRole } from '../../sandbox/world/roles.js';
 import type { GrpoExample } from '../../src/core/trainer/protocol.js';
 import {
-  coEvolve, evaluateJudging, evaluateSelfReflection, evaluateSelfReflectionProgress, pauseSignal, resumeSignal, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
-} from '../../src/workflows/index.js';
-import { connectClient, makeStore, metricsRows, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+  coEvolve, evaluateJudging, evaluateSelfReflection, evaluateSelfReflectionProgress, rlTrain, rlTrainProgress, } from '../../src/workflows/index.js';
+import { connectClient, makeStore, metricsRows, uniqueTaskQueue, withWorker } from '../support/harness.js';
 import { TrainingSandbox } from '../support/training-sandbox.js';
 
 const store = makeStore();
@@ -138,85 +137,6 @@ describe('coEvolve', () => {
           taskQueue, workflowId: `test/${rl}`, args: [{ ...rest, reward: { formulation: 'verifiable', guards: { enabled: false } }, publishEvery: 1 }],
         });
         expect(await store.getText(`${off.checkpoint!}/state.json`)).toBe(await store.getText(`${reference.checkpoint!}/state.json`));
-      });
-    } finally {
-      await close();
-    }
-  });
-
-  it('finishes on the same trajectory, cache included, after its worker is killed mid-run', { timeout: 300_000 }, async () => {
-    const { client, close } = await connectClient();
-    const queue = `${taskQueue}-crash`;
-    let worker = spawnWorkerProcess({ taskQueue: queue });
-    try {
-      const refName = `co-ref-${randomUUID().slice(0, 8)}`;
-      const reference = await withWorker({ taskQueue }, () => client.workflow.execute(coEvolve, { taskQueue, workflowId: `test/${refName}`, args: [input(refName, { totalSteps: 9 })] }));
-      await worker.ready;
-      const runName = `co-wcrash-${randomUUID().slice(0, 8)}`;
-      const handle = await client.workflow.start(coEvolve, { taskQueue: queue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 9 })] });
-      await until(async () => (await store.list(`runs/${runName}/co-evolve/metrics/`)).length >= 6, 'six steps');
-      await worker.kill();
-      worker = spawnWorkerProcess({ taskQueue: queue });
-      await worker.ready;
-      const result = await handle.result();
-      expect(await store.getText(`${result.checkpoint!}/state.json`)).toBe(await store.getText(`${reference.checkpoint!}/state.json`));
-      const [mine, theirs] = [await rows(store, `runs/${runName}/co-evolve`), await rows(store, `runs/${refName}/co-evolve`)];
-      expect(mine.map((m) => [m.step, m.kind, m.rlStep])).toEqual(theirs.map((m) => [m.step, m.kind, m.rlStep]));
-      expect(result.evals.map((e) => e.accuracy)).toEqual(reference.evals.map((e) => e.accuracy));
-    } finally {
-      await worker.kill();
-      await close();
-    }
-  });
-
-  it('finishes on the same trajectory after the trainer is killed mid-run, re-applying lost steps (recycled ones too) from their stored batches', { timeout: 300_000 }, async () => {
-    const { client, close } = await connectClient();
-    try {
-      await withWorker({ taskQueue }, async () => {
-        const refName = `co-tref-${randomUUID().slice(0, 8)}`;
-        const reference = await client.workflow.execute(coEvolve, { taskQueue, workflowId: `test/${refName}`, args: [input(refName, { totalSteps: 9, checkpointEvery: 4, evaluation: { sets: [] } })] });
-        const runName = `co-tcrash-${randomUUID().slice(0, 8)}`;
-        const handle = await client.workflow.start(coEvolve, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 9, checkpointEvery: 4, evaluation: { sets: [] } })] });
-        const mine = () => box.appliedSteps(runName);
-        await until(() => mine().length >= 6, 'six applied steps');
-        const killedPid = mine()[0]!.pid;
-        await box.restartTrainer();
-        const result = await handle.result();
-        expect(await store.getText(`${result.checkpoint!}/state.json`)).toBe(await store.getText(`${reference.checkpoint!}/state.json`));
-        const metrics = await rows(store, `runs/${runName}/co-evolve`);
-        expect(metrics.map((m) => m.step)).toEqual(metrics.map((_, i) => i));
-        expect(metrics.map((m) => m.kind)).toEqual((await rows(store, `runs/${refName}/co-evolve`)).map((m) => m.kind));
-        // Every step is published (publishEvery 1), so each is a checkpoint: the new trainer re-applied at most the step in flight.
-        const after = mine().filter((e) => e.pid !== killedPid).map((e) => e.step!);
-        const before = mine().filter((e) => e.pid === killedPid).map((e) => e.step!);
-        expect(Math.min(...after)).toBeGreaterThanOrEqual(Math.max(...before));
-      });
-    } finally {
-      await close();
-    }
-  });
-
-  it('takes the rlTrain controls: pause, a hyperparameter update, resume, and stop after a checkpoint, all audited', { timeout: 180_000 }, async () => {
-    const { client, close } = await connectClient();
-    try {
-      await withWorker({ taskQueue }, async () => {
-        const runName = `co-ctl-${randomUUID().slice(0, 8)}`;
-        const handle = await client.workflow.start(coEvolve, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 40, evaluation: { sets: [] } })] });
-        await until(async () => (await handle.query(rlTrainProgress)).step >= 2, 'two rollout steps');
-        await handle.signal(pauseSignal);
-        await until(async () => (await handle.query(rlTrainProgress)).stage === 'paused', 'the run to pause');
-        const applied = await handle.executeUpdate(setHyperparametersUpdate, { args: [{ klCoefficient: 0.01 }] });
-        await handle.signal(resumeSignal);
-        await until(async () => (await handle.query(rlTrainProgress)).step >= 4, 'two more rollout steps');
-        await handle.signal(stopSignal);
-        const result = await handle.result();
-        expect(result.stopped).toBe(true);
-        expect(result.checkpoint).toMatch(new RegExp(`/step-${String(result.trainerSteps! - 1).padStart(6, '0')}$`));
-        const metrics = await rows(store, `runs/${runName}/co-evolve`);
-        expect(metrics.map((m) => m.step)).toEqual(metrics.map((_, i) => i));
-        for (const m of metrics) expect(m.klCoefficient).toBe(m.step < applied.fromStep ? 0.001 : 0.01);
-        const audit = await Promise.all((await store.list(`runs/${runName}/co-evolve/audit/`)).sort().map((k) => store.getJson<{ action: string }>(k)));
-        expect(audit.map((a) => a.action)).toEqual(['pause', 'set-hyperparameters', 'resume', 'stop']);
       });
     } finally {
       await close();

@@ -1,19 +1,16 @@
 /**
  * rlTrain on the real stack: the sandbox model server (policy and PRM), the sandbox trainer in its
- * own process, real S3 and Temporal. Covers the step record, controls and the audit log, crashes
- * of the worker and of the trainer, and input checks.
+ * own process, real S3 and Temporal. Covers the step record, continue-as-new, evaluations, re-runs
+ * and input checks; crashes and controls, shared with coEvolve, are in grpo-loop.test.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../src/core/store/s3-store.js';
 import type { RlTrainInput } from '../../src/spark/rl/input.js';
-import type { AuditEntry } from '../../src/spark/rl/rl-train.workflow.js';
 import {
-  pauseSignal, resumeSignal, rlLatestCheckpoint, rlRecentMetrics, rlTrain, rlTrainProgress, setHyperparametersUpdate, stopSignal,
-} from '../../src/workflows/index.js';
-import { connectClient, makeStore, metricsRows, spawnWorkerProcess, uniqueTaskQueue, until, withWorker } from '../support/harness.js';
+  rlLatestCheckpoint, rlRecentMetrics, rlTrain, rlTrainProgress, } from '../../src/workflows/index.js';
+import { connectClient, makeStore, metricsRows, uniqueTaskQueue, withWorker } from '../support/harness.js';
 import { TrainingSandbox } from '../support/training-sandbox.js';
 import { mathDatasetsDir } from '../../src/client/math-datasets.js';
 
@@ -45,10 +42,6 @@ function input(runName: string, extra: Partial<RlTrainInput> = {}): RlTrainInput
 }
 
 const rows = metricsRows;
-
-async function finalState(s: ObjectStore, checkpoint: string): Promise<string> {
-  return s.getText(`${checkpoint}/state.json`);
-}
 
 beforeAll(async () => {
   box = await TrainingSandbox.start(store, { sim: 71, prompts: 72, heldOut: 73 });
@@ -96,97 +89,6 @@ describe('rlTrain', () => {
         expect(again.evals.find((e) => e.set === 'held-out')).toEqual(result.evals.filter((e) => e.set === 'held-out').at(-1));
         expect(sim.log.entries.length).toBe(calls);
         expect(events().filter((e) => e.event === 'step' && e.applied).length).toBe(applied);
-      });
-    } finally {
-      await close();
-    }
-  });
-
-  it('pauses, takes a learning-rate update, resumes, and stops after a checkpoint, with every change in the audit log', { timeout: 180_000 }, async () => {
-    const { client, close } = await connectClient();
-    try {
-      await withWorker({ taskQueue }, async () => {
-        const runName = `rl-ctl-${randomUUID().slice(0, 8)}`;
-        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 40, evaluation: { sets: [] } })] });
-        await until(async () => (await handle.query(rlTrainProgress)).step >= 2, 'two steps');
-        await handle.signal(pauseSignal);
-        await until(async () => (await handle.query(rlTrainProgress)).stage === 'paused', 'the run to pause');
-        const pausedAt = (await handle.query(rlTrainProgress)).step;
-        await new Promise((r) => setTimeout(r, 1500));
-        expect((await handle.query(rlTrainProgress)).step).toBe(pausedAt);
-
-        const refused = await handle.executeUpdate(setHyperparametersUpdate, { args: [{ learningRate: -1 }] }).then(() => null, (e: unknown) => e as Error & { cause?: Error });
-        expect(refused?.cause?.message).toMatch(/learningRate: /);
-        const applied = await handle.executeUpdate(setHyperparametersUpdate, { args: [{ learningRate: 3e-6, klCoefficient: 0.01, reason: 'test' }] });
-        expect(applied).toEqual({ learningRate: 3e-6, klCoefficient: 0.01, fromStep: pausedAt });
-        await handle.signal(resumeSignal);
-        await until(async () => (await handle.query(rlTrainProgress)).step >= pausedAt + 2, 'two more steps');
-        await handle.signal(stopSignal);
-        const result = await handle.result();
-        expect(result.stopped).toBe(true);
-        expect(result.steps).toBeLessThan(40);
-        expect(result.checkpoint).toMatch(new RegExp(`/step-${String(result.steps - 1).padStart(6, '0')}$`));
-
-        // What the steps were trained with changed exactly at the step the update names.
-        const metrics = await rows(store, `runs/${runName}/rl`);
-        expect(metrics.map((m) => m.step)).toEqual(Array.from({ length: result.steps }, (_, i) => i));
-        for (const m of metrics) {
-          expect(m.learningRate).toBe(m.step < pausedAt ? 1e-6 : 3e-6);
-          expect(m.klCoefficient).toBe(m.step < pausedAt ? 0.001 : 0.01);
-        }
-        const batchRequest = await store.getJson<{ learningRate: number; loss: { klCoefficient: number } }>(`runs/${runName}/rl/batches/step-${String(pausedAt).padStart(6, '0')}.request.json`);
-        expect(batchRequest).toMatchObject({ learningRate: 3e-6, loss: { klCoefficient: 0.01 } });
-
-        const audit = await Promise.all((await store.list(`runs/${runName}/rl/audit/`)).sort().map((k) => store.getJson<AuditEntry>(k)));
-        expect(audit.map((a) => a.action)).toEqual(['pause', 'set-hyperparameters', 'resume', 'stop']);
-        expect(audit.map((a) => a.seq)).toEqual([1, 2, 3, 4]);
-        expect(audit[1]).toMatchObject({ step: pausedAt, details: { before: { learningRate: null, klCoefficient: 0.001 }, after: { learningRate: 3e-6, klCoefficient: 0.01 }, reason: 'test' } });
-      });
-    } finally {
-      await close();
-    }
-  });
-
-  it('finishes on the same trajectory after its worker is killed mid-run', { timeout: 240_000 }, async () => {
-    const { client, close } = await connectClient();
-    const queue = `${taskQueue}-crash`;
-    let worker = spawnWorkerProcess({ taskQueue: queue });
-    try {
-      const reference = await withWorker({ taskQueue }, () => client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-ref-${randomUUID().slice(0, 8)}`, args: [input(`rl-ref-${randomUUID().slice(0, 8)}`, { totalSteps: 12 })] }));
-      await worker.ready;
-      const runName = `rl-wcrash-${randomUUID().slice(0, 8)}`;
-      const handle = await client.workflow.start(rlTrain, { taskQueue: queue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 12 })] });
-      await until(async () => (await store.list(`runs/${runName}/rl/metrics/`)).length >= 5, 'five steps');
-      await worker.kill();
-      worker = spawnWorkerProcess({ taskQueue: queue });
-      await worker.ready;
-      const result = await handle.result();
-      expect(await finalState(store, result.checkpoint!)).toBe(await finalState(store, reference.checkpoint!));
-      expect((await rows(store, `runs/${runName}/rl`)).map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
-      expect(result.evals.map((e) => e.accuracy)).toEqual(reference.evals.map((e) => e.accuracy));
-    } finally {
-      await worker.kill();
-      await close();
-    }
-  });
-
-  it('finishes on the same trajectory after the trainer is killed mid-run, re-applying lost steps from their stored batches', { timeout: 240_000 }, async () => {
-    const { client, close } = await connectClient();
-    try {
-      await withWorker({ taskQueue }, async () => {
-        const reference = await client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/rl-tref-${randomUUID().slice(0, 8)}`, args: [input(`rl-tref-${randomUUID().slice(0, 8)}`, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
-        const runName = `rl-tcrash-${randomUUID().slice(0, 8)}`;
-        const handle = await client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input(runName, { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } })] });
-        const mine = () => box.appliedSteps(runName);
-        await until(() => mine().length >= 6, 'six applied steps');
-        const killedPid = mine()[0]!.pid;
-        await box.restartTrainer();
-        const result = await handle.result();
-        expect(await finalState(store, result.checkpoint!)).toBe(await finalState(store, reference.checkpoint!));
-        expect((await rows(store, `runs/${runName}/rl`)).map((m) => m.step)).toEqual(Array.from({ length: 12 }, (_, i) => i));
-        // The new trainer re-applied only steps after the last checkpoint before the kill (every 4 steps).
-        const after = mine().filter((e) => e.pid !== killedPid).map((e) => e.step!);
-        expect(Math.min(...after) % 4).toBe(0);
       });
     } finally {
       await close();
