@@ -21,11 +21,11 @@ const store = makeStore();
 afterAll(() => store.destroy());
 
 /** Runs the worker entry with `env` on top of the suite's stack (`unset` removed); exit code, stderr and how long it took. */
-function runWorker(env: Record<string, string>, unset: string[] = []): Promise<{ code: number | null; stderr: string; ms: number }> {
+function runWorker(env: Record<string, string>, unset: string[] = [], entry: string[] = ['src/workers/main.ts']): Promise<{ code: number | null; stderr: string; ms: number }> {
   const merged: Record<string, string | undefined> = { ...process.env, ...stackEnv(), SPARK_TASK_QUEUE: uniqueTaskQueue('preflight'), SPARK_WORKFLOW_BUNDLE: inject('workflowBundlePath'), ...env };
   for (const name of unset) delete merged[name];
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/workers/main.ts')], { cwd: repoRoot, env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, entry[0]!), ...entry.slice(1)], { cwd: repoRoot, env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   child.stdout.resume();
@@ -39,6 +39,12 @@ describe('a worker refuses bad settings at start', () => {
     expect(ran.stderr).toContain('worker refused to start');
     expect(ran.stderr).toContain(`SPARK_S3_BUCKET=no-such-bucket-16 does not exist at SPARK_S3_ENDPOINT=${inject('s3Endpoint')}`);
     expect(ran.ms).toBeLessThan(30_000);
+  });
+
+  it('`spark worker` goes through the same check', async () => {
+    const ran = await runWorker({ SPARK_S3_BUCKET: 'no-such-bucket-16' }, [], ['src/cli/spark.ts', 'worker', '--task-queue', uniqueTaskQueue('preflight-cli')]);
+    expect(ran.code).toBe(78);
+    expect(ran.stderr).toContain('SPARK_S3_BUCKET=no-such-bucket-16 does not exist');
   });
 
   it('says the AWS default endpoint was used and that there are no credentials when the S3 settings are missing', async () => {

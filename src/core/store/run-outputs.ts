@@ -45,7 +45,6 @@ export interface RunClaim {
   workflowId: string;
   configHash: string;
   decisive: unknown;
-  claimedAt: string;
 }
 
 export interface FieldDifference {
@@ -122,7 +121,8 @@ export function createRunOutputActivities(deps: Pick<ActivityDeps, 'store'>) {
           }
           const claim: RunClaim = {
             kind: 'spark.run-outputs', version: 1, workflow: input.workflow, runName: input.runName, workflowId: input.workflowId,
-            configHash: input.configHash, decisive: input.decisive, claimedAt: new Date().toISOString(),
+            // No timestamp (the object's own date says when): a re-run from scratch writes the same bytes.
+            configHash: input.configHash, decisive: input.decisive,
           };
           const ref = await store.putIfNoneMatch(key, JSON.stringify(claim, null, 2));
           if (ref) return { claim: ref, created: true };

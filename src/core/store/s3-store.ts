@@ -99,7 +99,7 @@ export function s3ConfigError(err: unknown, config: S3Config): S3ConfigError | n
   const status = err instanceof S3AnswerError ? err.status : err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
   if (code === 'NoSuchBucket') return new S3ConfigError(`SPARK_S3_BUCKET=${config.bucket} does not exist at ${endpointSetting(config)}`);
   if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'InvalidClientTokenId' || code === 'XAdminUserNotFound') {
-    return new S3ConfigError(`S3 refused the credentials (${code}): check ${keys} and AWS_SECRET_ACCESS_KEY for ${endpointSetting(config)}`);
+    return new S3ConfigError(`access denied: S3 refused the credentials (${code}); check ${keys} and AWS_SECRET_ACCESS_KEY for ${endpointSetting(config)}`);
   }
   if (status === 401 || status === 403) {
     return new S3ConfigError(`access to SPARK_S3_BUCKET=${config.bucket} denied (${code ?? status}) for ${keys}; the key needs GetObject, PutObject, DeleteObject and ListBucket on it`);
