@@ -13,7 +13,6 @@ import { SparkConfigHash, SparkRun, SparkStage, SparkStatus } from '../../core/t
 import { synthesizeLabels } from '../labels/synthesize-labels.workflow.js';
 import { trainPrm } from '../prm/train-prm.workflow.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
-import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 
 const io = proxyActivities<PipelineActivities>(storeIo);
 
@@ -58,8 +57,7 @@ const CHILD = { labels: 'labels', trainPrm: 'train-prm', evaluatePrm: 'evaluate-
 export async function sparkPipeline(rawInput: SparkPipelineInput): Promise<SparkPipelineResult> {
   const config: SparkPipelineConfig = parseWorkflowInput(SparkPipelineInputSchema, rawInput, 'sparkPipeline');
   const info = workflowInfo();
-  const decisive = { ...config, runName: null };
-  const configHash = hashParts(JSON.stringify(decisive));
+  const configHash = hashParts(JSON.stringify({ ...config, runName: null }));
   const runs = (s: PipelineStage) => config.stages.includes(s);
   const progress: SparkPipelineProgress = {
     stage: 'starting',
@@ -73,11 +71,6 @@ export async function sparkPipeline(rawInput: SparkPipelineInput): Promise<Spark
     { key: SparkStatus, value: 'running' },
     { key: SparkConfigHash, value: configHash },
   ]);
-  // Refused before any stage starts when the run name holds another pipeline configuration (runs before claims: by their manifest).
-  await claimRunOutputs({
-    prefix: joinKey('runs', config.runName, 'pipeline'), workflow: 'sparkPipeline', runName: config.runName, workflowId: info.workflowId, configHash, decisive,
-    legacyManifest: { key: 'manifest.json', ignoredFields: ['runName'] },
-  });
   const entry = (name: PipelineStage) => progress.stages.find((s) => s.name === name)!;
   const begin = (name: PipelineStage) => {
     progress.stage = name;

@@ -10,6 +10,7 @@ import type { ObjectRef } from '../../core/store/refs.js';
 import { joinKey } from '../../core/store/refs.js';
 import { bulkIoHeartbeat, modelBatch } from '../../core/temporal/activity-presets.js';
 import { SparkCallsMade, SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const io = proxyActivities<EvaluateActivities>(bulkIoHeartbeat);
@@ -52,7 +53,8 @@ export async function evaluatePrm(rawInput: EvaluatePrmInput): Promise<EvaluateP
   const config: EvaluatePrmConfig = parseWorkflowInput(EvaluatePrmInputSchema, rawInput, 'evaluatePrm');
   const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'evaluate-prm');
   // What determines the results: not the run's name, where outputs go, or how work is cut.
-  const configHash = hashParts(JSON.stringify({ ...config, runName: null, outputPrefix: null, chunkSize: null, concurrency: null }));
+  const decisive = { ...config, runName: null, outputPrefix: null, chunkSize: null, concurrency: null };
+  const configHash = hashParts(JSON.stringify(decisive));
   const info = workflowInfo();
   const progress: EvaluatePrmProgress = {
     stage: 'preparing', rowsTotal: 0, rowsDone: 0, chunksTotal: 0, chunksDone: 0, rowsCorrect: 0, rowsUnparseable: 0, cost: ZERO_COST,
@@ -65,6 +67,8 @@ export async function evaluatePrm(rawInput: EvaluatePrmInput): Promise<EvaluateP
     { key: SparkConfigHash, value: configHash },
   ]);
 
+  // Another configuration's results under this prefix are refused, not replaced.
+  await claimRunOutputs({ prefix, workflow: 'evaluatePrm', runName: config.runName, workflowId: info.workflowId, configHash, decisive });
   const prepared: PreparedBenchmark = await io.prepareBenchmark({ config, outputPrefix: prefix });
   progress.stage = 'evaluating';
   progress.rowsTotal = prepared.rows;
