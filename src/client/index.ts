@@ -8,7 +8,7 @@ export {
   defaultWorkflowId, isSparkWorkflowName, listQuery, resolveTemporalSettings, sparkWorkflowNames, stageOf, temporalWebUrl, validateInput,
 } from './spark-client.js';
 export type {
-  GrpoWorkflowName, HyperparametersApplied, InputIssue, SparkClientOptions, SparkConfig, SparkHandle, SparkInput, SparkListFilter, SparkProgress, SparkResult,
+  GrpoWorkflowName, HyperparametersApplied, InputIssue, RetryingActivity, SparkClientOptions, SparkConfig, SparkHandle, SparkInput, SparkListFilter, SparkProgress, SparkResult,
   SparkRunSummary, SparkStartOptions, SparkWorkflowName,
 } from './spark-client.js';
 export type { TemporalSettings } from '../core/temporal/connection.js';
