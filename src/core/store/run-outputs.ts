@@ -91,6 +91,11 @@ export function refusal(input: ClaimRunOutputsInput, theirs: { configHash: strin
   });
 }
 
+/** Whether recorded settings equal these, field by field (null and absent differ: a default was added). */
+function sameSettings(recorded: unknown, current: unknown): boolean {
+  return recorded !== undefined && differingFields(recorded, current).length === 0;
+}
+
 function nulled(config: unknown, fields: string[]): unknown {
   return isPlainObject(config) ? { ...config, ...Object.fromEntries(fields.map((f) => [f, null])) } : config;
 }
@@ -108,14 +113,16 @@ export function createRunOutputActivities(deps: Pick<ActivityDeps, 'store'>) {
         // Twice at most: a claim that lost the race for the key reads the winner's.
         for (let attempt = 0; attempt < 2; attempt += 1) {
           const existing = await store.getJsonIfExists<RunClaim>(key);
+          // The same settings are the same run even when the hashes differ by key order (an optional field
+          // given in one input and defaulted in the other is hashed at another place).
           if (existing) {
-            if (existing.configHash === input.configHash) return { claim: null, created: false };
+            if (existing.configHash === input.configHash || sameSettings(existing.decisive, input.decisive)) return { claim: null, created: false };
             throw refusal(input, existing);
           }
           if (input.legacyManifest) {
             const manifest = await store.getJsonIfExists<{ configHash?: string; workflowId?: string; config?: unknown }>(joinKey(input.prefix, input.legacyManifest.key));
-            if (manifest?.configHash && manifest.configHash !== input.configHash) {
-              const decisive = manifest.config === undefined ? undefined : nulled(manifest.config, input.legacyManifest.ignoredFields);
+            const decisive = manifest?.config === undefined ? undefined : nulled(manifest.config, input.legacyManifest.ignoredFields);
+            if (manifest?.configHash && manifest.configHash !== input.configHash && !sameSettings(decisive, input.decisive)) {
               throw refusal(input, { configHash: manifest.configHash, workflowId: manifest.workflowId, decisive });
             }
           }
