@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { SynthesizeLabelsInput } from '../../src/spark/labels/input.js';
 import { startSimServer } from '../../sandbox/model-server/server.js';
-import { coEvolve, evaluatePrm, rlTrain, sparkPipeline, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
+import { coEvolve, evaluatePrm, rlTrain, sampleSolutions, sparkPipeline, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
 import { TemporalFailure } from '@temporalio/common';
 import { SparkConfigHash } from '../../src/core/temporal/search-attributes.js';
 import { OUTPUTS_OF_ANOTHER_CONFIG } from '../../src/core/store/run-outputs.js';
@@ -106,6 +106,7 @@ describe('every stage claims its outputs at start', () => {
   const trainer = { baseURL: 'http://127.0.0.1:1' };
   const fields = { question: 'question', answer: 'answer' };
   const cases = {
+    sampleSolutions: (runName: string, seed: number) => ({ runName, dataset: { uri: missing }, generator: { endpoint, model: 'm' }, sampling: { seed } }),
     trainPrm: (runName: string, seed: number) => ({ runName, labelsManifestUri: 's3://spark/test/run-outputs/labels/manifest.json', trainer, baseModel: 'm', seed }),
     evaluatePrm: (runName: string, seed: number) => ({ runName, benchmark: { splits: { gsm8k: missing } }, model: { endpoint, model: 'v' }, style: 'processbench', seed }),
     rlTrain: (runName: string, seed: number) => ({
@@ -123,7 +124,7 @@ describe('every stage claims its outputs at start', () => {
       seed,
     }),
   } as const;
-  const workflows = { trainPrm, evaluatePrm, rlTrain, coEvolve, sparkPipeline } as const;
+  const workflows = { sampleSolutions, trainPrm, evaluatePrm, rlTrain, coEvolve, sparkPipeline } as const;
 
   // sparkPipeline has no claim of its own (its stages' claims refuse it before they write anything), so
   // a pipeline may run some stages of an earlier run; its refusal comes from the first stage that differs.
@@ -140,7 +141,7 @@ describe('every stage claims its outputs at start', () => {
       const refused = await rootFailure(run(2, 'b'));
       expect(refused.type).toBe(OUTPUTS_OF_ANOTHER_CONFIG);
       expect(refused.message).toMatch(/config hash [0-9a-f]{16,}.*this run's config hash [0-9a-f]{16,}/);
-      expect(refused.message).toContain('fields that differ: seed (1 → 2)');
+      expect(refused.message).toContain(`fields that differ: ${name === 'sampleSolutions' ? 'sampling.seed' : 'seed'} (1 → 2)`);
       const same = await rootFailure(run(1, 'c'));
       expect(same.type).toBe(first.type);
     });

@@ -8,6 +8,7 @@ import type { SampleSolutionsInput } from './sample-solutions.input.js';
 import { SampleSolutionsInputSchema } from './sample-solutions.input.js';
 import { llmCall, storeIo } from '../../core/temporal/activity-presets.js';
 import { SparkCallsMade, SparkConfigHash, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const io = proxyActivities<SolutionActivities>(storeIo);
@@ -46,6 +47,9 @@ export async function sampleSolutions(rawInput: SampleSolutionsInput): Promise<S
     { key: SparkConfigHash, value: configHash },
   ]);
 
+  // Another configuration's solutions under this prefix are refused, not replaced (where the server is and how many run at once are not settings of the outputs).
+  const decisive = { ...input, runName: null, outputPrefix: null, concurrency: null, generator: { ...input.generator, endpoint: null } };
+  await claimRunOutputs({ prefix, workflow: 'sampleSolutions', runName: input.runName, workflowId: workflowInfo().workflowId, configHash: hashParts(JSON.stringify(decisive)), decisive });
   const { problems, datasetSha256 } = await io.loadProblems({
     datasetUri: input.dataset.uri,
     fields: input.dataset.fields,
