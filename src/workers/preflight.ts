@@ -74,9 +74,9 @@ export async function checkS3(store: ObjectStore, timeoutMs = 20_000): Promise<s
     return null;
   } catch (err) {
     const known = s3ConfigError(err, store.config);
-    const message = known?.message ?? `cannot write, read and delete s3://${store.bucket}/${key} at ${endpointSetting(store.config)} (${firstLine(err)})`;
-    // The usual trap: a worker started without the stack's S3 settings talks to AWS.
-    return store.config.endpoint || message.includes('SPARK_S3_ENDPOINT') ? message : `${message}; ${endpointSetting(store.config)}`;
+    // The usual trap: a worker started without the stack's S3 settings talks to AWS, so the endpoint is always named.
+    const message = known?.message ?? `cannot write, read and delete s3://${store.bucket}/${key} (${firstLine(err)})`;
+    return message.includes('SPARK_S3_ENDPOINT') ? message : `${message}; ${endpointSetting(store.config)}`;
   }
 }
 

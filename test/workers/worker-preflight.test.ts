@@ -57,6 +57,21 @@ describe('a worker refuses bad settings at start', () => {
     expect(ran.ms).toBeLessThan(30_000);
   });
 
+  it('names the AWS default endpoint when SPARK_S3_ENDPOINT is unset but keys are given (the issue\'s worker)', async () => {
+    const ran = await runWorker({}, ['SPARK_S3_ENDPOINT', 'SPARK_S3_FORCE_PATH_STYLE']);
+    expect(ran.code).toBe(78);
+    // Offline the host has no DNS address; online AWS refuses the test's keys: either way the endpoint setting is named.
+    expect(ran.stderr).toContain('SPARK_S3_ENDPOINT is unset, so the AWS default endpoint was used (https://s3.us-east-1.amazonaws.com)');
+    expect(ran.ms).toBeLessThan(40_000);
+  });
+
+  it('names SPARK_S3_ENDPOINT when nothing listens there', async () => {
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const ran = await runWorker({ SPARK_S3_ENDPOINT: endpoint });
+    expect(ran.code).toBe(78);
+    expect(ran.stderr).toMatch(new RegExp(`ECONNREFUSED.*SPARK_S3_ENDPOINT=${endpoint.replace(/\./g, '\\.')}`));
+  });
+
   it('names TEMPORAL_ADDRESS when Temporal is unreachable, and every problem at once', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const ran = await runWorker({ TEMPORAL_ADDRESS: address, SPARK_S3_BUCKET: 'no-such-bucket-16' });
