@@ -161,12 +161,13 @@ async function outputs(store: ObjectStore): Promise<{ hashes: Record<string, str
  * - when a checkpoint was committed (`committedAt` in its COMMITTED marker);
  * - how much work it took: `callsMade`, `samplesDrawn`, `samplesReused` in stage 1's counts (a
  *   retried activity reads stored samples back instead of paying for them again);
+ * - `codeVersion`, which names the checkout's git commit: a shared checkout may move between the runs;
  * - and therefore the sha256 and size by which later objects name those (the PRM data manifest and
  *   the lineage name the labels manifest's);
  * - the order in which the lineage manifest lists the two evaluate-prm children (started at once).
  * Objects whose bytes differ are compared again with these blanked; nothing else may differ.
  */
-const VOLATILE_FIELDS = new Set(['committedAt', 'callsMade', 'samplesDrawn', 'samplesReused']);
+const VOLATILE_FIELDS = new Set(['committedAt', 'callsMade', 'samplesDrawn', 'samplesReused', 'codeVersion']);
 function withoutRunIds(text: string, runIds: readonly string[]): string {
   let out = text;
   for (const id of runIds) out = out.split(id).join('<run-id>').split(id.replace(/[^A-Za-z0-9]/g, '').slice(0, 12)).join('<run-id>');
