@@ -38,7 +38,7 @@ const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNAUTHENTICATED = 16;
 
 /** Connects to Temporal and asks for the namespace; the connection, or the problem in words. */
-export async function checkTemporal(settings: TemporalSettings, timeoutMs = 15_000): Promise<{ connection?: NativeConnection; problem?: string }> {
+export async function checkTemporal(settings: TemporalSettings, timeoutMs = 15_000): Promise<{ connection?: NativeConnection; problem?: string; warning?: string }> {
   const where = `TEMPORAL_ADDRESS=${settings.address}`;
   let connection: NativeConnection;
   try {
@@ -50,10 +50,12 @@ export async function checkTemporal(settings: TemporalSettings, timeoutMs = 15_0
     await withDeadline(connection.workflowService.describeNamespace({ namespace: settings.namespace }), timeoutMs, where);
     return { connection };
   } catch (err) {
-    await connection.close().catch(() => undefined);
     const code = (err as { code?: number }).code;
+    if (code !== GRPC_PERMISSION_DENIED) await connection.close().catch(() => undefined);
     if (code === GRPC_NOT_FOUND) return { problem: `TEMPORAL_NAMESPACE=${settings.namespace} does not exist on ${where}` };
-    if (code === GRPC_UNAUTHENTICATED || code === GRPC_PERMISSION_DENIED) {
+    // A role may poll without being allowed to describe its namespace: not a reason to refuse.
+    if (code === GRPC_PERMISSION_DENIED) return { connection, warning: `could not check TEMPORAL_NAMESPACE=${settings.namespace} (${firstLine(err)}); going on` };
+    if (code === GRPC_UNAUTHENTICATED) {
       return { problem: `${where} refused this worker's credentials for TEMPORAL_NAMESPACE=${settings.namespace} (${firstLine(err)}); check TEMPORAL_API_KEY or TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY` };
     }
     return { problem: `${where} did not answer for TEMPORAL_NAMESPACE=${settings.namespace} (${firstLine(err)})` };
@@ -69,7 +71,8 @@ export async function checkS3(store: ObjectStore, timeoutMs = 20_000): Promise<s
       await store.put(key, body, 'text/plain');
       const read = Buffer.from(await store.getBytes(key)).toString('utf8');
       if (read !== body) throw new Error(`read back ${read.length} bytes that differ from the ${body.length} written`);
-      await store.delete(key);
+      // Workers never delete otherwise, so a policy without DeleteObject is allowed: the probe then stays.
+      await store.delete(key).catch((err: unknown) => console.error(`worker preflight: could not delete the probe s3://${store.bucket}/${key} (${firstLine(err)}); it stays`));
     })(), timeoutMs, `S3 at ${store.config.endpoint ?? 'the AWS default endpoint'}`);
     return null;
   } catch (err) {
@@ -83,6 +86,7 @@ export async function checkS3(store: ObjectStore, timeoutMs = 20_000): Promise<s
 /** Both checks at once; the Temporal connection to poll with, or a WorkerConfigError listing every problem. */
 export async function preflight(settings: TemporalSettings, store: ObjectStore): Promise<NativeConnection> {
   const [temporal, s3] = await Promise.all([checkTemporal(settings), checkS3(store)]);
+  if (temporal.warning) console.error(`worker preflight: ${temporal.warning}`);
   const problems = [temporal.problem, s3].filter((p): p is string => Boolean(p));
   if (problems.length) {
     await temporal.connection?.close().catch(() => undefined);

@@ -102,7 +102,7 @@ export function s3ConfigError(err: unknown, config: S3Config): S3ConfigError | n
     return new S3ConfigError(`access denied: S3 refused the credentials (${code}); check ${keys} and AWS_SECRET_ACCESS_KEY for ${endpointSetting(config)}`);
   }
   if (status === 401 || status === 403) {
-    return new S3ConfigError(`access to SPARK_S3_BUCKET=${config.bucket} denied (${code ?? status}) for ${keys}; the key needs GetObject, PutObject, DeleteObject and ListBucket on it`);
+    return new S3ConfigError(`access to SPARK_S3_BUCKET=${config.bucket} denied (${code ?? status}) for ${keys}; the key needs GetObject, PutObject and ListBucket on it`);
   }
   return null;
 }
