@@ -191,11 +191,13 @@ stop_sandbox() { stop_pid trainer TERM; stop_pid sim TERM; }
 # ---------------------------------------------------------------- workers
 bundle="$data/workflow-bundle.js"
 # One prebuilt workflow bundle for every worker (each would otherwise bundle at start), rebuilt
-# when anything under src/ changes.
+# when anything under src/ changes (bundle_rebuilt=1 then).
+bundle_rebuilt=0
 build_bundle() {
   local sum
   sum="$(cd "$root" && find src -type f -name '*.ts' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
   [ -f "$bundle" ] && [ "$(cat "$bundle.sum" 2>/dev/null)" = "$sum" ] && return 0
+  bundle_rebuilt=1
   say "bundling workflows (src/workflows/index.ts)"
   (cd "$root" && SPARK_BUNDLE_OUT="$bundle.tmp" node --import tsx --input-type=module -e '
     import { bundleWorkflowCode } from "@temporalio/worker";
@@ -230,6 +232,8 @@ start_worker() { # start_worker N
 }
 start_workers() {
   build_bundle
+  # Workers running older code are replaced (SIGTERM: they finish or hand back what they run).
+  if [ "$bundle_rebuilt" = 1 ]; then stop_workers; fi
   local pids=() i
   for i in $(seq 1 "$workers"); do start_worker "$i" & pids+=($!); done
   for i in "${pids[@]}"; do wait "$i" || die "a worker did not start"; done
