@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { RetryState } from '@temporalio/common';
-import { ObjectStore, S3ConfigError } from '../../src/core/store/s3-store.js';
+import { ObjectStore, S3ConfigError, s3ConfigError, s3ConfigFromEnv } from '../../src/core/store/s3-store.js';
+import { S3AnswerError } from '../../src/core/store/s3-signed-http.js';
 import { toApplicationFailure } from '../../src/core/temporal/failures.js';
 import { PROBE_PREFIX } from '../../src/workers/preflight.js';
 import { synthesizeLabels } from '../../src/workflows/index.js';
@@ -157,5 +158,17 @@ describe('configuration failures of activities are not retried', () => {
     } finally {
       bad.destroy();
     }
+  });
+});
+
+describe('what counts as a configuration error', () => {
+  const config = s3ConfigFromEnv({ SPARK_S3_BUCKET: 'bkt', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' });
+  const answer = (status: number, code: string) => new S3AnswerError('S3 PUT s3://bkt/x', { status, headers: {}, body: Buffer.from(`<Error><Code>${code}</Code></Error>`) });
+  it('names the setting for a bucket in another region, and leaves transient trouble retryable', () => {
+    expect(s3ConfigError(answer(301, 'PermanentRedirect'), config)?.message).toContain('SPARK_S3_BUCKET=bkt is not in SPARK_S3_REGION=us-east-1');
+    expect(s3ConfigError(answer(503, 'SlowDown'), config)).toBeNull();
+    expect(s3ConfigError(answer(500, 'InternalError'), config)).toBeNull();
+    expect(s3ConfigError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:7070'), { code: 'ECONNREFUSED' }), config)).toBeNull();
+    expect(s3ConfigError(Object.assign(new Error('getaddrinfo EAI_AGAIN s3'), { code: 'EAI_AGAIN' }), config)).toBeNull();
   });
 });

@@ -98,6 +98,9 @@ export function s3ConfigError(err: unknown, config: S3Config): S3ConfigError | n
   const code = err instanceof S3AnswerError ? err.code : err instanceof S3ServiceException ? err.name : null;
   const status = err instanceof S3AnswerError ? err.status : err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
   if (code === 'NoSuchBucket') return new S3ConfigError(`SPARK_S3_BUCKET=${config.bucket} does not exist at ${endpointSetting(config)}`);
+  if (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || code === 'IllegalLocationConstraintException') {
+    return new S3ConfigError(`SPARK_S3_BUCKET=${config.bucket} is not in SPARK_S3_REGION=${config.region} (${code}) at ${endpointSetting(config)}; set SPARK_S3_REGION to the bucket's region`);
+  }
   if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'InvalidClientTokenId' || code === 'XAdminUserNotFound') {
     return new S3ConfigError(`access denied: S3 refused the credentials (${code}); check ${keys} and AWS_SECRET_ACCESS_KEY for ${endpointSetting(config)}`);
   }
