@@ -59,3 +59,44 @@ describe('ObjectStore on a real S3 server (versitygw)', () => {
     expect(() => store.keyOf('s3://other-bucket/x')).toThrow(/outside the configured bucket spark/);
   });
 });
+
+describe('signed S3 requests on kept-alive sockets', () => {
+  it('send again on a new socket when the server dropped a kept-alive one (as after an S3 restart)', async () => {
+    const { createServer } = await import('node:http');
+    const { SignedS3Http } = await import('../../src/core/store/s3-signed-http.js');
+    // An HTTP server that answers the first request of each connection and drops the connection
+    // at the second, unanswered: what a client sees when it reuses a socket the server lost.
+    const served = new WeakMap<object, number>();
+    let dropped = 0;
+    const server = createServer((req, res) => {
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      req.resume();
+      req.on('end', () => {
+        if (n > 1) {
+          dropped++;
+          req.socket.destroy();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`answer to ${req.method} ${req.url}`);
+      });
+    });
+    server.keepAliveTimeout = 60_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const s3 = new SignedS3Http({ endpoint: `http://127.0.0.1:${port}`, bucket: 'b', region: 'us-east-1', forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's' });
+    try {
+      expect((await s3.get('one')).status).toBe(200);
+      // The second request goes out on the kept-alive socket, which the server drops.
+      const second = await s3.get('two');
+      expect(second.status).toBe(200);
+      expect(second.body.toString()).toBe('answer to GET /b/two');
+      const body = Buffer.from('fixed bytes');
+      expect((await s3.put('three', body, sha256Hex(body), {})).status).toBe(200);
+      expect(dropped).toBe(2);
+    } finally {
+      s3.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -22,6 +22,8 @@ export interface S3Answer {
 }
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
+/** Kept-alive sockets per store: enough for a worker's writes as its model requests finish. */
+const MAX_SOCKETS = 64;
 
 /**
  * GET, HEAD and PUT of single objects as plain SigV4-signed HTTP requests on kept-alive
@@ -42,8 +44,7 @@ export class SignedS3Http {
     this.base = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
     this.pathStyle = target.forcePathStyle;
     const https = this.base.protocol === 'https:';
-    // Enough sockets for a worker's writes as its model requests finish; more only cost the server.
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_SOCKETS }) : new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS });
     this.send = https ? httpsRequest : httpRequest;
   }
 
@@ -108,19 +109,29 @@ export class SignedS3Http {
       ...extra,
       authorization: `AWS4-HMAC-SHA256 Credential=${this.target.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`,
     };
-    return new Promise<S3Answer>((resolve, reject) => {
-      const req = this.send({
-        protocol: this.base.protocol, hostname: this.pathStyle ? this.base.hostname : `${this.target.bucket}.${this.base.hostname}`,
-        port: this.base.port, path: canonicalQuery ? `${path}?${canonicalQuery}` : path, method, headers, agent: this.agent,
-      }, (res) => {
+    const options = {
+      protocol: this.base.protocol, hostname: this.pathStyle ? this.base.hostname : `${this.target.bucket}.${this.base.hostname}`,
+      port: this.base.port, path: canonicalQuery ? `${path}?${canonicalQuery}` : path, method, headers, agent: this.agent,
+    };
+    const attempt = (staleSockets: number): Promise<S3Answer> => new Promise<S3Answer>((resolve, reject) => {
+      const req = this.send(options, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
       });
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive socket the server dropped (it restarted, or timed the socket out) fails the
+        // first request sent on it before any answer. Every request here is safe to send again
+        // (GET, HEAD, LIST, and a PUT of fixed bytes under a fixed key): again on the next socket,
+        // as long as the failures are of reused sockets (after a restart every pooled one is dead).
+        const staleSocket = req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up');
+        if (staleSocket && staleSockets < MAX_SOCKETS) attempt(staleSockets + 1).then(resolve, reject);
+        else reject(err);
+      });
       req.end(body);
     });
+    return attempt(0);
   }
 
   /** The day's signing key, derived once a day. */
