@@ -140,7 +140,8 @@ describe('sparkPipeline', () => {
         expect(ids).toEqual({
           labels: [`${workflowId}/labels`],
           'train-prm': [`${workflowId}/train-prm`],
-          'evaluate-prm': expect.arrayContaining([`${workflowId}/evaluate-prm`, `${workflowId}/evaluate-prm-base`]) as unknown,
+          // Started together, recorded by ID: the same manifest whichever start landed first.
+          'evaluate-prm': [`${workflowId}/evaluate-prm`, `${workflowId}/evaluate-prm-base`],
           'rl-train': [`${workflowId}/rl-train`],
         });
         for (const s of Object.values(result.stages)) {

@@ -83,7 +83,11 @@ export async function sparkPipeline(rawInput: SparkPipelineInput): Promise<Spark
   /** Waits for a stage's child; its IDs go into the progress and the manifest. */
   const track = async <W extends Workflow>(stage: PipelineStage, started: Promise<ChildWorkflowHandle<W>>): Promise<WorkflowResultType<W>> => {
     const handle = await started;
-    entry(stage).workflows.push({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+    const workflows = entry(stage).workflows;
+    workflows.push({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+    // Children started together (the PRM's and its base's evaluations) are recorded in whichever
+    // order their starts land; by ID, the manifest is the same for the same run. No command, so replay-safe.
+    workflows.sort((a, b) => (a.workflowId < b.workflowId ? -1 : a.workflowId > b.workflowId ? 1 : 0));
     return handle.result();
   };
   const childOptions = (suffix: string, summary: string) => ({
