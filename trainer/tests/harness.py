@@ -61,8 +61,14 @@ class Trainer:
     process does, and starts a new registry on the same store."""
 
     def __init__(
-        self, make_engine: Any, store: ObjectStore, models: dict[str, Path], publish_dir: Path
+        self,
+        make_engine: Any,
+        store: ObjectStore,
+        models: dict[str, Path],
+        publish_dir: Path,
+        inference_api_key: str | None = None,
     ) -> None:
+        self._inference_api_key = inference_api_key
         self._make_engine = make_engine
         self._store = store
         self._models = models
@@ -75,7 +81,13 @@ class Trainer:
 
     def start(self) -> Trainer:
         self.engine = self._make_engine()
-        sessions = Sessions(self.engine, self._store, self._models, self._publish_dir)
+        sessions = Sessions(
+            self.engine,
+            self._store,
+            self._models,
+            self._publish_dir,
+            inference_api_key=self._inference_api_key,
+        )
         port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -118,13 +130,22 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 
 class FakeInference:
-    """vLLM's runtime LoRA endpoints, recording each call; `fail_load` makes loading answer 500."""
+    """vLLM's runtime LoRA endpoints, recording each call; `fail_load` makes loading answer 500;
+    with `api_key`, calls without `Authorization: Bearer <api_key>` get 401, as vLLM's --api-key does."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_key: str | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.loaded: dict[str, str] = {}
         self.fail_load = False
         app = FastAPI()
+
+        if api_key is not None:
+
+            @app.middleware("http")
+            async def require_key(request: Request, call_next: Any) -> Any:
+                if request.headers.get("authorization") != f"Bearer {api_key}":
+                    return JSONResponse({"error": "Unauthorized"}, status_code=401)
+                return await call_next(request)
 
         @app.post("/v1/unload_lora_adapter")
         async def unload(request: Request) -> JSONResponse:

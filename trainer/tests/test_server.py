@@ -475,6 +475,40 @@ def test_publish_copies_the_adapter_and_reloads_it(
     assert (gone.status_code, error_of(gone)["code"]) == (502, "publish-failed")
 
 
+def test_publish_sends_the_inference_servers_api_key(
+    store: ObjectStore, prefix: str, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """vLLM started with --api-key refuses LoRA loads without it: the trainer sends the key it was
+    given, and one without it gets the server's 401 back as publish-failed, naming the endpoint."""
+    inference = FakeInference(api_key="sk-inference-test")
+    models = {"tiny": tiny_model_dir}
+    with_key = Trainer(
+        lambda: FaultyRuntime(models), store, models, tmp_path / "a", inference_api_key="sk-inference-test"
+    ).start()
+    without = Trainer(lambda: FaultyRuntime(models), store, models, tmp_path / "b").start()
+    try:
+        body = {"protocolVersion": 1, "inferenceBaseURL": inference.base_url, "modelName": "policy-key"}
+        for server, uri in (
+            (with_key, f"s3://{BUCKET}/{prefix}/ck/a"),
+            (without, f"s3://{BUCKET}/{prefix}/ck/b"),
+        ):
+            create(server)
+            save(server, uri)
+        published = with_key.post("/v1/sessions/run-1/publish", body)
+        assert published.status_code == 200, published.text
+        assert inference.loaded == {"policy-key": published.json()["loraPath"]}
+        calls = len(inference.calls)
+        refused = without.post("/v1/sessions/run-1/publish", body)
+        assert (refused.status_code, error_of(refused)["code"]) == (502, "publish-failed")
+        message = error_of(refused)["message"]
+        assert "unload_lora_adapter answered 401 (the inference server wants an API key" in message
+        assert len(inference.calls) == calls  # nothing without the key reached the endpoints
+    finally:
+        with_key.stop()
+        without.stop()
+        inference.stop()
+
+
 def test_a_full_fine_tune_cannot_be_published(trainer: Trainer, inference: FakeInference) -> None:
     create(trainer, adapter={"kind": "full"})
     body = {"protocolVersion": 1, "inferenceBaseURL": inference.base_url, "modelName": "m"}
@@ -503,3 +537,23 @@ class _Background:
 
 def _in_background(fn: Any) -> _Background:
     return _Background(fn)
+
+
+def test_serve_refuses_an_unset_inference_api_key_variable_before_loading_models(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spark_trainer.__main__ import main
+
+    monkeypatch.delenv("SPARK_TEST_UNSET_KEY", raising=False)
+    with pytest.raises(SystemExit, match="SPARK_TEST_UNSET_KEY is not set"):
+        main(
+            [
+                "serve",
+                "--port",
+                "0",
+                "--model",
+                f"tiny={tiny_model_dir}",
+                "--inference-api-key-env",
+                "SPARK_TEST_UNSET_KEY",
+            ]
+        )

@@ -1,6 +1,7 @@
 """`python -m spark_trainer` (or `npm run trainer --`):
 
   serve --port P --model NAME=DIR [--model NAME=DIR ...] [--publish-dir D] [--host H]
+        [--inference-api-key-env NAME]
       the trainer server (trainer protocol v1); S3 from SPARK_S3_* and AWS_* as the workers read them
   serve-model --port P --model NAME=DIR [--model ...] [--host H]
       the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
@@ -44,6 +45,16 @@ def _model(value: str) -> tuple[str, Path]:
     return name, path.resolve()
 
 
+def _inference_api_key(args: argparse.Namespace) -> str | None:
+    name = args.inference_api_key_env
+    if name is None:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise SystemExit(f"--inference-api-key-env {name}: the environment variable {name} is not set")
+    return key
+
+
 def _models(pairs: list[tuple[str, Path]]) -> dict[str, Path]:
     models: dict[str, Path] = {}
     for name, path in pairs:
@@ -69,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--scratch-dir", type=Path, default=None, help="temporary checkpoint files (default: TMPDIR)"
+    )
+    serve.add_argument(
+        "--inference-api-key-env",
+        default=None,
+        metavar="NAME",
+        help="variable holding the inference server's API key (vLLM's --api-key), sent when publishing",
     )
     serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     serve.add_argument(
@@ -123,6 +140,8 @@ def serve(args: argparse.Namespace) -> None:
     from .runtime import Runtime
 
     models = _models(args.model)
+    # Checked before the models load, so a missing key fails in a second, not after minutes.
+    _inference_api_key(args)
     rank = int(os.environ.get("RANK", "0"))
     # Every rank builds the runtime (the collectives need all of them); only rank 0 speaks HTTP.
     runtime = Runtime(models, device=args.device, micro_batch_tokens=args.micro_batch_tokens)
@@ -161,6 +180,7 @@ async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[s
         models,
         args.publish_dir.resolve(),
         scratch_dir=args.scratch_dir,
+        inference_api_key=_inference_api_key(args),
     )
     # Bound before serving, so that `--port 0` can say which port it got.
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)

@@ -67,8 +67,8 @@ async def load_adapter(client: httpx.AsyncClient, base_url: str, model_name: str
     `lora_path`. Failures of the inference server are `publish-failed` (retryable)."""
     base = base_url.rstrip("/")
     unloaded = await _post(client, f"{base}/unload_lora_adapter", {"lora_name": model_name})
-    # vLLM answers 400 or 404 for a name it does not serve; anything 5xx is its own trouble.
-    if unloaded.status_code >= 500:
+    # vLLM answers 400 or 404 for a name it does not serve; 401/403 is a key it wants, 5xx its own trouble.
+    if unloaded.status_code >= 500 or unloaded.status_code in (401, 403):
         raise _failed(f"{base}/unload_lora_adapter", unloaded)
     loaded = await _post(
         client, f"{base}/load_lora_adapter", {"lora_name": model_name, "lora_path": lora_path}
@@ -85,4 +85,11 @@ async def _post(client: httpx.AsyncClient, url: str, body: dict[str, str]) -> ht
 
 
 def _failed(url: str, response: httpx.Response) -> ProtocolError:
-    return ProtocolError("publish-failed", f"{url} answered {response.status_code}: {response.text[:500]}")
+    hint = (
+        " (the inference server wants an API key: start the trainer with --inference-api-key-env NAME)"
+        if response.status_code in (401, 403)
+        else ""
+    )
+    return ProtocolError(
+        "publish-failed", f"{url} answered {response.status_code}{hint}: {response.text[:500]}"
+    )

@@ -114,6 +114,7 @@ class Sessions:
         publish_dir: Path,
         *,
         scratch_dir: Path | None = None,
+        inference_api_key: str | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -122,7 +123,10 @@ class Sessions:
         self._scratch_dir = scratch_dir
         self._sessions: dict[str, Session] = {}
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime")
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
+        # Publishing calls the inference server's LoRA endpoints; one started with an API key
+        # (vLLM's --api-key) wants it on those too.
+        auth = {"Authorization": f"Bearer {inference_api_key}"} if inference_api_key else {}
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0), headers=auth)
 
     @property
     def model_names(self) -> list[str]:
