@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import type { SynthesizeLabelsInput } from '../../src/spark/labels/input.js';
 import { startSimServer } from '../../sandbox/model-server/server.js';
-import { coEvolve, evaluatePrm, rlTrain, sampleSolutions, sparkPipeline, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
+import { coEvolve, evaluateJudging, evaluatePrm, evaluateSelfReflection, rlTrain, sampleSolutions, sparkPipeline, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
 import { TemporalFailure } from '@temporalio/common';
 import { SparkConfigHash } from '../../src/core/temporal/search-attributes.js';
 import { OUTPUTS_OF_ANOTHER_CONFIG } from '../../src/core/store/run-outputs.js';
@@ -116,6 +116,11 @@ describe('every stage claims its outputs at start', () => {
     coEvolve: (runName: string, seed: number) => ({
       runName, policy: { baseModel: 'm', endpoint, model: 'm' }, trainer, dataset: { uri: missing, fields }, grpo: { batchSize: 4, groupSize: 4 }, totalSteps: 2, seed,
     }),
+    // The evaluations claim one model's report under the shared evaluation prefix (several models are compared there).
+    evaluateSelfReflection: (runName: string, seed: number) => ({ runName, policy: { endpoint, model: 'm' }, dataset: { uri: missing, fields }, seed }),
+    evaluateJudging: (runName: string, seed: number) => ({
+      runName, judge: { endpoint, model: 'j' }, benchmark: { dataset: { uri: missing, fields }, generator: { endpoint, model: 'm' } }, seed,
+    }),
     sparkPipeline: (runName: string, seed: number) => ({
       runName, endpoints: { inference: endpoint, trainer },
       labels: { dataset: { uri: missing }, generator: { model: 'm' }, verifier: { model: 'v' } },
@@ -124,7 +129,7 @@ describe('every stage claims its outputs at start', () => {
       seed,
     }),
   } as const;
-  const workflows = { sampleSolutions, trainPrm, evaluatePrm, rlTrain, coEvolve, sparkPipeline } as const;
+  const workflows = { sampleSolutions, trainPrm, evaluatePrm, rlTrain, coEvolve, evaluateSelfReflection, evaluateJudging, sparkPipeline } as const;
 
   // sparkPipeline has no claim of its own (its stages' claims refuse it before they write anything), so
   // a pipeline may run some stages of an earlier run; its refusal comes from the first stage that differs.

@@ -1,4 +1,4 @@
-import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { defineQuery, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CoEvolveActivities, JudgingReport, SelfReflectionReport } from './activities.js';
 import type { JudgingCounts } from './tally.js';
 import { addJudgingCounts, addSelfReflectionCounts, EMPTY_JUDGING_COUNTS, emptySelfReflectionCounts, judgingAccuracyOf, selfReflectionTallyOf } from './tally.js';
@@ -9,6 +9,7 @@ import { hashParts } from '../../core/random.js';
 import { joinKey } from '../../core/store/refs.js';
 import { bulkIo, modelBatch } from '../../core/temporal/activity-presets.js';
 import { SparkCallsMade, SparkItemsDone, SparkRun, SparkStage, SparkStatus } from '../../core/temporal/search-attributes.js';
+import { claimRunOutputs } from '../../core/temporal/run-outputs.workflow.js';
 import { parseWorkflowInput } from '../../core/temporal/validate.js';
 
 const models = proxyActivities<CoEvolveActivities>(modelBatch);
@@ -46,6 +47,16 @@ function startProgress(runName: string, stage: string): CoEvolveEvalProgress {
   return progress;
 }
 
+/**
+ * Claims one model's report under a shared evaluation prefix (several models are compared there):
+ * a second evaluation of the same model with other settings is refused instead of replacing it.
+ * What decides the report: not the run's name, where outputs go, or how the work is cut.
+ */
+async function claimReport(workflow: string, folder: string, config: { runName: string; outputPrefix?: string | undefined; chunkSize: number; concurrency: number }): Promise<void> {
+  const decisive = { ...config, runName: null, outputPrefix: null, chunkSize: null, concurrency: null };
+  await claimRunOutputs({ prefix: folder, workflow, runName: config.runName, workflowId: workflowInfo().workflowId, configHash: hashParts(JSON.stringify(decisive)), decisive });
+}
+
 function finish(progress: CoEvolveEvalProgress): void {
   progress.stage = 'completed';
   upsertSearchAttributes([{ key: SparkStatus, value: 'completed' }, { key: SparkItemsDone, value: progress.done }, { key: SparkCallsMade, value: progress.callsMade }]);
@@ -60,6 +71,7 @@ export async function evaluateSelfReflection(rawInput: EvaluateSelfReflectionInp
   const config = parseWorkflowInput(EvaluateSelfReflectionInputSchema, rawInput, 'evaluateSelfReflection');
   const progress = startProgress(config.runName, 'self-reflection');
   const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'co-evolve-eval');
+  await claimReport('evaluateSelfReflection', joinKey(prefix, 'self-reflection', keySegment(config.policy.model)), config);
   const { rows, count } = await prepareRows(prefix, config.dataset);
   const chunks = chunkRanges(count, config.chunkSize);
   progress.stage = 'evaluating';
@@ -94,6 +106,7 @@ export async function evaluateJudging(rawInput: EvaluateJudgingInput): Promise<J
   const progress = startProgress(config.runName, 'judging');
   const prefix = config.outputPrefix ?? joinKey('runs', config.runName, 'co-evolve-eval');
   const benchmarkPrefix = joinKey(prefix, 'judging', `benchmark-${hashParts(JSON.stringify(config.benchmark), config.seed, config.chunkSize).slice(0, 12)}`);
+  await claimReport('evaluateJudging', joinKey(prefix, 'judging', keySegment(config.judge.model)), config);
   const { rows, count } = await prepareRows(prefix, config.benchmark.dataset);
   const chunks = chunkRanges(count, config.chunkSize);
   progress.stage = 'evaluating';
