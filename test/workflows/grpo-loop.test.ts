@@ -25,7 +25,9 @@ interface Loop {
   seeds: { sim: number; prompts: number; heldOut: number };
   /** The folder under runs/<run>/ its outputs go to. */
   folder: string;
-  start: (client: Client, box: TrainingSandbox, taskQueue: string, runName: string, extra: Record<string, unknown>) => Promise<WorkflowHandle<typeof rlTrain>>;
+  workflow: typeof rlTrain | typeof coEvolve;
+  /** A small input on the sandbox, with `extra` over it. */
+  input: (box: TrainingSandbox, runName: string, extra: Record<string, unknown>) => RlTrainInput | CoEvolveInput;
   /** Steps for the worker crash, and metrics rows to wait for before the kill. */
   workerCrash: { totalSteps: number; killAfterRows: number };
   /** For the trainer crash: the settings, and how often a checkpoint is saved under them. */
@@ -37,9 +39,10 @@ const LOOPS: Loop[] = [
     name: 'rlTrain',
     seeds: { sim: 71, prompts: 72, heldOut: 73 },
     folder: 'rl',
-    start: async (client, box, taskQueue, runName, extra) => {
+    workflow: rlTrain,
+    input: (box, runName, extra): RlTrainInput => {
       const endpoint = { baseURL: box.sim.url };
-      const input: RlTrainInput = {
+      return {
         runName,
         policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
         trainer: { baseURL: box.trainerURL },
@@ -53,7 +56,6 @@ const LOOPS: Loop[] = [
         seed: 11,
         ...extra,
       };
-      return client.workflow.start(rlTrain, { taskQueue, workflowId: `test/${runName}`, args: [input] }) as never;
     },
     workerCrash: { totalSteps: 12, killAfterRows: 5 },
     trainerCrash: { extra: { totalSteps: 12, publishEvery: 4, evaluation: { sets: [] } }, checkpointEvery: 4 },
@@ -62,9 +64,10 @@ const LOOPS: Loop[] = [
     name: 'coEvolve',
     seeds: { sim: 81, prompts: 82, heldOut: 83 },
     folder: 'co-evolve',
-    start: async (client, box, taskQueue, runName, extra) => {
+    workflow: coEvolve,
+    input: (box, runName, extra): CoEvolveInput => {
       const endpoint = { baseURL: box.sim.url };
-      const input: CoEvolveInput = {
+      return {
         runName,
         policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy' },
         trainer: { baseURL: box.trainerURL },
@@ -76,7 +79,6 @@ const LOOPS: Loop[] = [
         seed: 5,
         ...extra,
       };
-      return client.workflow.start(coEvolve, { taskQueue, workflowId: `test/${runName}`, args: [input] }) as never;
     },
     workerCrash: { totalSteps: 9, killAfterRows: 6 },
     // coEvolve publishes every step, so every step is also a checkpoint.
@@ -93,6 +95,9 @@ describe.each(LOOPS)('the GRPO loop of $name', (loop) => {
   let closeClient: () => Promise<void>;
   const run = (tag: string) => `${loop.folder}-${tag}-${randomUUID().slice(0, 8)}`;
   const rowsOf = (runName: string) => metricsRows(store, `runs/${runName}/${loop.folder}`);
+  /** Starts the loop's workflow on `queue` under `test/<runName>`. */
+  const start = (queue: string, runName: string, extra: Record<string, unknown>): Promise<WorkflowHandle<typeof rlTrain>> =>
+    client.workflow.start(loop.workflow as typeof rlTrain, { taskQueue: queue, workflowId: `test/${runName}`, args: [loop.input(box, runName, extra) as RlTrainInput] });
   const finalState = (result: RlTrainResult) => store.getText(`${result.checkpoint!}/state.json`);
 
   beforeAll(async () => {
@@ -111,10 +116,10 @@ describe.each(LOOPS)('the GRPO loop of $name', (loop) => {
     try {
       const { totalSteps, killAfterRows } = loop.workerCrash;
       const refName = run('ref');
-      const reference = await withWorker({ taskQueue }, async () => (await loop.start(client, box, taskQueue, refName, { totalSteps })).result());
+      const reference = await withWorker({ taskQueue }, async () => (await start(taskQueue, refName, { totalSteps })).result());
       await worker.ready;
       const runName = run('wcrash');
-      const handle = await loop.start(client, box, queue, runName, { totalSteps });
+      const handle = await start(queue, runName, { totalSteps });
       await until(async () => (await store.list(`runs/${runName}/${loop.folder}/metrics/`)).length >= killAfterRows, `${killAfterRows} steps`);
       await worker.kill();
       worker = spawnWorkerProcess({ taskQueue: queue });
@@ -134,9 +139,9 @@ describe.each(LOOPS)('the GRPO loop of $name', (loop) => {
     await withWorker({ taskQueue }, async () => {
       const { extra, checkpointEvery } = loop.trainerCrash;
       const refName = run('tref');
-      const reference = await (await loop.start(client, box, taskQueue, refName, extra)).result();
+      const reference = await (await start(taskQueue, refName, extra)).result();
       const runName = run('tcrash');
-      const handle = await loop.start(client, box, taskQueue, runName, extra);
+      const handle = await start(taskQueue, runName, extra);
       const mine = () => box.appliedSteps(runName);
       await until(() => mine().length >= 6, 'six applied steps');
       const killedPid = mine()[0]!.pid;
@@ -157,7 +162,7 @@ describe.each(LOOPS)('the GRPO loop of $name', (loop) => {
   it('pauses, refuses a bad update, takes a hyperparameter update, resumes, and stops after a checkpoint, every change audited', { timeout: 180_000 }, async () => {
     await withWorker({ taskQueue }, async () => {
       const runName = run('ctl');
-      const handle = await loop.start(client, box, taskQueue, runName, { totalSteps: 40, evaluation: { sets: [] } });
+      const handle = await start(taskQueue, runName, { totalSteps: 40, evaluation: { sets: [] } });
       await until(async () => (await handle.query(rlTrainProgress)).step >= 2, 'two rollout steps');
       await handle.signal(pauseSignal);
       await until(async () => (await handle.query(rlTrainProgress)).stage === 'paused', 'the run to pause');

@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import type { InferenceEndpoint } from '../../core/inference/endpoints.js';
 import type { FieldMap, Problem } from '../../core/store/dataset.js';
 import type { ObjectRef } from '../../core/store/refs.js';
