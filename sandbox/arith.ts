@@ -195,14 +195,27 @@ export interface GenerateProblemsOptions {
   minOps?: number;
   /** Most operations per problem (default 8). */
   maxOps?: number;
+  /** Largest value a chain may reach, start included (default 999). The neural world uses 99. */
+  maxValue?: number;
+  /** Largest operand of an addition or subtraction (default 60). */
+  maxAddend?: number;
+  /** Largest start value (default 60; at most `maxValue`). */
+  maxStart?: number;
 }
 
-/** Picks an operation that keeps values positive, moderate (≤ 999) and divisions exact. */
-function nextOp(rng: Rng, value: number): ArithOp {
+/** The bounds {@link generateProblems} draws within, with their defaults filled in. */
+interface ValueBounds {
+  maxValue: number;
+  maxAddend: number;
+}
+
+/** Picks an operation that keeps values positive, moderate (≤ `maxValue`) and divisions exact. */
+function nextOp(rng: Rng, value: number, bounds: ValueBounds): ArithOp {
+  const { maxValue, maxAddend } = bounds;
   const choices: (() => ArithOp)[] = [];
-  if (value <= 997) choices.push(() => ({ kind: 'add', operand: rng.int(2, Math.min(60, 999 - value)) }));
-  if (value > 3) choices.push(() => ({ kind: 'subtract', operand: rng.int(1, Math.min(value - 1, 60)) }));
-  const factors = [2, 3, 4, 5, 6, 7, 8, 9].filter((m) => value * m <= 999);
+  if (value <= maxValue - 2) choices.push(() => ({ kind: 'add', operand: rng.int(2, Math.min(maxAddend, maxValue - value)) }));
+  if (value > 3) choices.push(() => ({ kind: 'subtract', operand: rng.int(1, Math.min(value - 1, maxAddend)) }));
+  const factors = [2, 3, 4, 5, 6, 7, 8, 9].filter((m) => value * m <= maxValue);
   if (factors.length > 0) choices.push(() => ({ kind: 'multiply', operand: rng.pick(factors) }));
   const divisors = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].filter((d) => value % d === 0 && value / d >= 2);
   if (divisors.length > 0) choices.push(() => ({ kind: 'divide', operand: rng.pick(divisors) }));
@@ -213,14 +226,19 @@ function nextOp(rng: Rng, value: number): ArithOp {
 export function generateProblems(options: GenerateProblemsOptions): ArithProblem[] {
   const minOps = options.minOps ?? 4;
   const maxOps = options.maxOps ?? 8;
+  const bounds: ValueBounds = { maxValue: options.maxValue ?? 999, maxAddend: options.maxAddend ?? 60 };
+  const maxStart = Math.min(options.maxStart ?? 60, bounds.maxValue);
   if (minOps < 1 || maxOps < minOps) throw new RangeError(`generateProblems: need 1 <= minOps <= maxOps, got ${minOps}..${maxOps}`);
+  if (bounds.maxValue < 12 || bounds.maxAddend < 2 || maxStart < 4) {
+    throw new RangeError(`generateProblems: need maxValue >= 12, maxAddend >= 2 and maxStart >= 4, got ${bounds.maxValue}, ${bounds.maxAddend}, ${maxStart}`);
+  }
   return Array.from({ length: options.count }, (_, index) => {
     const rng = rngFrom('arith-problem', options.seed, index);
-    const start = rng.int(2, 60);
+    const start = rng.int(2, maxStart);
     const ops: ArithOp[] = [];
     let value = start;
     for (let k = rng.int(minOps, maxOps); k > 0; k--) {
-      const op = nextOp(rng, value);
+      const op = nextOp(rng, value, bounds);
       ops.push(op);
       value = applyOp(value, op.kind, op.operand);
     }

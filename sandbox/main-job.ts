@@ -8,20 +8,15 @@
  * Re-running it reuses every stored result (no call or train step is paid twice); a run
  * interrupted with Ctrl-C continues where it stopped.
  */
-import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { readLabelsDataset } from '../src/spark/labels/labels-dataset.js';
 import { buildRunReport } from '../src/client/run-report.js';
-import { SparkClient } from '../src/client/spark-client.js';
-import { retryLine } from '../src/cli/spark-format.js';
 import type { SparkPipelineInput } from '../src/spark/pipeline/input.js';
 import { formatQualityTable, labelQuality } from './label-quality.js';
 import type { RlMetricsRow } from '../src/spark/rl/grpo.js';
 import { mean } from '../src/spark/rl/grpo.js';
-import {
-  evaluatePrmProgress, rlTrainProgress, sparkPipeline, sparkPipelineProgress, synthesizeLabelsProgress, trainPrmProgress,
-} from '../src/workflows/index.js';
-import type { PipelineStageProgress } from '../src/spark/pipeline/spark-pipeline.workflow.js';
+import { sparkPipeline } from '../src/workflows/index.js';
+import { followPipeline } from './pipeline-follow.js';
 import type { SandboxContext } from './sandbox-worker.js';
 import { sandboxDataset, sandboxProcessBench, withSandboxWorker } from './sandbox-worker.js';
 
@@ -29,63 +24,6 @@ const RUN_NAME = process.env.SPARK_RUN_NAME || 'sandbox-demo';
 const PROBLEMS = Number(process.env.SPARK_PROBLEMS || 50);
 const RL_STEPS = 30;
 const started = performance.now();
-
-/** One line on the running stage, from its child workflows' own `progress` queries. */
-async function stageLine(client: Client, stage: PipelineStageProgress): Promise<string> {
-  const lines = await Promise.all(stage.workflows.map(async ({ workflowId }) => {
-    // The latest run of the child: stages continue as new on long runs.
-    const child = client.workflow.getHandle(workflowId);
-    switch (stage.name) {
-      case 'labels': {
-        const p = await child.query(synthesizeLabelsProgress);
-        return `stage 1 ${p.stage}: problems ${p.counts.problems}/${p.problemsTotal}, shards ${p.shardsDone}/${p.shardsTotal}, `
-          + `calls ${p.counts.callsMade}, samples reused ${p.counts.samplesReused}, parse failures ${p.counts.parseFailures}`;
-      }
-      case 'train-prm': {
-        const p = await child.query(trainPrmProgress);
-        return `stage 2 ${p.stage}: step ${p.stepsDone}/${p.steps}, loss ${p.lastLoss?.toFixed(3) ?? '—'}, checkpoint ${p.checkpoint ?? 'none yet'}`;
-      }
-      case 'evaluate-prm': {
-        const p = await child.query(evaluatePrmProgress);
-        return `evaluating ${workflowId.endsWith('-base') ? 'base' : 'PRM'}: rows ${p.rowsDone}/${p.rowsTotal}`;
-      }
-      case 'rl-train': {
-        const p = await child.query(rlTrainProgress);
-        return `stage 3 ${p.stage}: step ${p.step}/${p.totalSteps}, reward ${p.latest?.rewardMean.toFixed(3) ?? '—'}, held-out accuracy ${p.latestEvals[0] ? (100 * p.latestEvals[0].accuracy).toFixed(1) : '—'}`;
-      }
-    }
-  }));
-  return lines.join('; ') || `${stage.name} starting`;
-}
-
-/** Prints the pipeline's progress every 2 s (each stage's summary once, when it completes) until it ends. */
-async function follow(client: Client, handle: WorkflowHandle<typeof sparkPipeline>) {
-  const reported = new Set<string>();
-  const spark = new SparkClient(client);
-  const tick = async (): Promise<void> => {
-    const p = await handle.query(sparkPipelineProgress);
-    for (const s of p.stages) {
-      if (s.status === 'completed' && !reported.has(s.name)) {
-        reported.add(s.name);
-        console.error(`[main] ${s.name} completed: ${s.summary ?? ''}`);
-      }
-    }
-    const running = p.stages.filter((s) => s.status === 'running');
-    for (const s of running) console.error(`[main] ${await stageLine(client, s)}`);
-    if (running.length === 0 && p.stage !== 'completed') console.error(`[main] pipeline ${p.stage}`);
-    // Why it waits: activities of the pipeline and its stages that failed and are retrying (as `spark status` shows them).
-    for (const r of await spark.retrying(handle.workflowId)) console.error(`[main] ${retryLine(r)}`);
-  };
-  const timer = setInterval(() => void tick().catch(() => undefined), 2000);
-  try {
-    const result = await handle.result();
-    // The summaries of stages that completed since the last tick.
-    await tick().catch(() => undefined);
-    return result;
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 async function main(): Promise<void> {
   await withSandboxWorker('spark-main-job', async ({ client, store, stack, taskQueue }: SandboxContext) => {
@@ -132,7 +70,7 @@ async function main(): Promise<void> {
       memo: { description: 'sandbox demo: the SPARK pipeline (stage 1 labels, stage 2 PRM, stage 3 GRPO)' },
     });
     console.error(`[main] ${workflowId} — watch it at ${stack.webUi}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
-    const result = await follow(client, handle);
+    const result = await followPipeline(client, handle);
 
     if (result.labels) {
       const { manifest, lines } = await readLabelsDataset(store, result.labels.manifest.uri);

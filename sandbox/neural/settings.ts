@@ -1,0 +1,18 @@
+/**
+ * Training settings for the neural world's models, shared by `npm run neural`, the experiments and
+ * the learning tests. The world's models are a few million parameters at most, so the LoRA adapter
+ * covers every projection and the learning rates are those of small models, not of a 7B.
+ */
+import type { Adapter, Optimizer } from '../../src/core/trainer/protocol.js';
+
+/** LoRA rank 16 on every projection of the Qwen2 blocks. */
+export const WORLD_ADAPTER: Adapter = { kind: 'lora', rank: 16, alpha: 32, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], dropout: 0 };
+
+/** PRM fine-tuning (stage 2). */
+export const WORLD_PRM_OPTIMIZER: Optimizer = { name: 'adamw', learningRate: 2e-3, betas: [0.9, 0.999], weightDecay: 0, warmupSteps: 2, maxGradNorm: 1 };
+
+/** GRPO of the policy (stage 3). */
+export const WORLD_RL_OPTIMIZER: Optimizer = { name: 'adamw', learningRate: 2e-3, betas: [0.9, 0.999], weightDecay: 0, warmupSteps: 0, maxGradNorm: 1 };
+
+/** Longest answers the world's roles write: a 5-step solution is ~60 tokens, a verification ~110. */
+export const WORLD_MAX_TOKENS = { solution: 128, verification: 320 } as const;
