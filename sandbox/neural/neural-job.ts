@@ -23,7 +23,7 @@ import { sparkPipeline } from '../../src/workflows/index.js';
 import { formatQualityTable, labelQuality } from '../label-quality.js';
 import { followPipeline } from '../pipeline-follow.js';
 import { intOption, withSandboxWorker } from '../sandbox-worker.js';
-import { WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from './settings.js';
+import { PRM_BASE, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from './settings.js';
 import { worldDataset, worldProcessBenchSplits } from './world-data.js';
 import { defaultWorldDir, ensureWorld, startWorldServers } from './world-models.js';
 
@@ -49,10 +49,11 @@ async function main(): Promise<void> {
   const world = await ensureWorld({ dir: defaultWorldDir(size, seed), seed, size });
   const { info } = world;
   console.error(`[neural] world ${world.dir}: policy accuracy ${info.policyAccuracy.toFixed(3)}, verifier balanced accuracy ${info.verifierBalancedAccuracy.toFixed(3)} (held-out, greedy)`);
-  const servers = await startWorldServers(world);
-  console.error(`[neural] reference trainer on ${servers.trainerURL}, model server on ${servers.inferenceURL}`);
-  try {
-    await withSandboxWorker('spark-neural-job', async ({ client, store, stack, taskQueue }) => {
+  await withSandboxWorker('spark-neural-job', async ({ client, store, stack, taskQueue }) => {
+    // After the stack is up: the trainer writes its checkpoints to the stack's S3 (its settings are in process.env now).
+    const servers = await startWorldServers(world);
+    console.error(`[neural] reference trainer on ${servers.trainerURL}, model server on ${servers.inferenceURL}`);
+    try {
       const fields = { question: 'question', answer: 'answer' };
       const settings = info.problems;
       const [dataset, splits, prompts, heldOut] = await Promise.all([
@@ -73,8 +74,8 @@ async function main(): Promise<void> {
           methods: ['single', 'outcome-majority', 'step-majority'],
           shards: { size: 50 },
         },
-        prm: { method: 'step-majority', style: 'prm-cot', baseModel: 'policy', adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 16, checkpointEvery: 10, modelName: `${runName}-prm` },
-        processBench: { splits, baseModel: 'policy', sampling: { temperature: 0, topP: 1, maxTokens: WORLD_MAX_TOKENS.verification } },
+        prm: { method: 'step-majority', style: 'prm-cot', baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 16, checkpointEvery: 10, modelName: `${runName}-prm` },
+        processBench: { splits, baseModel: PRM_BASE, sampling: { temperature: 0, topP: 1, maxTokens: WORLD_MAX_TOKENS.verification } },
         rl: {
           policy: { baseModel: 'policy', model: 'policy', adapter: WORLD_ADAPTER, optimizer: WORLD_RL_OPTIMIZER, sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.solution }, maxInFlight: 16 },
           formulation: 'selective-advantage',
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
         console.error(`\n[neural] label quality against the world's truth (${lines.length} solutions):\n${formatQualityTable(quality.rows)}\n`);
       }
       const { base, prm } = result.processBench;
-      if (base) console.error(`[neural] world ProcessBench (${100} rows), the policy as PRM before fine-tuning:\n${await store.getText(base.reportMarkdown.uri)}\n`);
+      if (base) console.error(`[neural] world ProcessBench (${100} rows), the PRM's base (the verifier at the PRM prompt) before fine-tuning:\n${await store.getText(base.reportMarkdown.uri)}\n`);
       if (prm) console.error(`[neural] world ProcessBench, the PRM fine-tuned on step-majority labels:\n${await store.getText(prm.reportMarkdown.uri)}\n`);
       const rlPrefix = `runs/${runName}/rl`;
       const evals = await Promise.all((await store.list(`${rlPrefix}/evals/held-out/`)).map((k) => store.getJson<{ step: number; accuracy: number }>(k)));
@@ -118,10 +119,10 @@ async function main(): Promise<void> {
         wallTimeSeconds: Math.round((performance.now() - started) / 1000),
       }, null, 2));
       console.error(`[neural] run report: ${report.html.path}; done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-    });
-  } finally {
-    await servers.close();
-  }
+    } finally {
+      await servers.close();
+    }
+  });
 }
 
 main().catch((err: unknown) => {

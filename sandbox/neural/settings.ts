@@ -5,6 +5,15 @@
  */
 import type { Adapter, Optimizer } from '../../src/core/trainer/protocol.js';
 
+/**
+ * The model stage 2 fine-tunes into a PRM. The paper starts from the generator's base; here the
+ * policy judges nothing (it calls every step correct), and a PRM fine-tuned from it on stage-1
+ * labels learnt their format and prior only (world ProcessBench F1 0.00 → 0.00). The verifier is
+ * the world's only model that learnt to judge; at the PRM prompt, which it never saw, it raises
+ * many false alarms, and the labels teach it the prompt and calibrate it (`docs/neural-world.md`).
+ */
+export const PRM_BASE = 'verifier';
+
 /** LoRA rank 16 on every projection of the Qwen2 blocks. */
 export const WORLD_ADAPTER: Adapter = { kind: 'lora', rank: 16, alpha: 32, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], dropout: 0 };
 

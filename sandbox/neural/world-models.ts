@@ -78,7 +78,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** The world's models behind real servers: the reference trainer trains `policy`; the model server serves both roles. */
+/** The world's models behind real servers, each under its role's name (`policy`, `verifier`): the reference trainer trains them, the model server serves them and what is published. */
 export interface WorldServers {
   /** The trainer's base URL. */
   trainerURL: string;
@@ -90,8 +90,9 @@ export interface WorldServers {
 }
 
 /**
- * Starts `serve` (models: `policy`) and `serve-model` (models: `policy`, `verifier`) on free ports,
- * with a publish folder of their own; resolves once both answer.
+ * Starts `serve` and `serve-model` (models: `policy`, `verifier`) on free ports,
+ * with a publish folder of their own; resolves once both answer. `env` must point the trainer at
+ * S3 (`SPARK_S3_ENDPOINT`, keys), where it writes checkpoints.
  */
 export async function startWorldServers(world: World, opts: { env?: Record<string, string> } = {}): Promise<WorldServers> {
   const [trainerPort, modelPort] = [await freePort(), await freePort()];
@@ -104,9 +105,10 @@ export async function startWorldServers(world: World, opts: { env?: Record<strin
     children.push(child);
     return child;
   };
-  const trainer = start(['serve', '--port', String(trainerPort), '--model', `policy=${world.policyDir}`, '--publish-dir', publishDir, '--device', 'cpu']);
+  const roles = ['--model', `policy=${world.policyDir}`, '--model', `verifier=${world.verifierDir}`];
+  const trainer = start(['serve', '--port', String(trainerPort), ...roles, '--publish-dir', publishDir, '--device', 'cpu']);
   trainer.stderr?.setEncoding('utf8').on('data', (chunk: string) => trainerLog.push(...chunk.split('\n').filter(Boolean)));
-  const models = start(['serve-model', '--port', String(modelPort), '--model', `policy=${world.policyDir}`, '--model', `verifier=${world.verifierDir}`, '--device', 'cpu']);
+  const models = start(['serve-model', '--port', String(modelPort), ...roles, '--device', 'cpu']);
   let modelErr = '';
   models.stderr?.setEncoding('utf8').on('data', (chunk: string) => { modelErr = (modelErr + chunk).slice(-4000); });
   const servers: WorldServers = {

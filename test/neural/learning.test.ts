@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionLine } from '../../src/spark/prm/evaluation.js';
 import type { RlTrainInput } from '../../src/spark/rl/input.js';
 import { evaluatePrm, rlTrain, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
-import { WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from '../../sandbox/neural/settings.js';
+import { PRM_BASE, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from '../../sandbox/neural/settings.js';
 import { pairedF1Gain } from '../../sandbox/neural/stats.js';
 import { worldDataset, worldProcessBenchSplits } from '../../sandbox/neural/world-data.js';
 import type { World, WorldServers } from '../../sandbox/neural/world-models.js';
 import { defaultWorldDir, ensureWorld, startWorldServers } from '../../sandbox/neural/world-models.js';
-import { connectClient, makeStore, uniqueTaskQueue, withWorker } from '../support/harness.js';
+import { connectClient, makeStore, stackEnv, uniqueTaskQueue, withWorker } from '../support/harness.js';
 
 const store = makeStore();
 const taskQueue = uniqueTaskQueue('neural-learning');
@@ -26,9 +26,9 @@ let conn: Awaited<ReturnType<typeof connectClient>>;
 beforeAll(async () => {
   world = await ensureWorld({ dir: defaultWorldDir('ci', 0), seed: 0, size: 'ci' });
   [servers, flipped, conn] = await Promise.all([
-    startWorldServers(world),
+    startWorldServers(world, { env: stackEnv() }),
     // The negative control's trainer: every GRPO advantage is trained with its sign flipped.
-    startWorldServers(world, { env: { SPARK_TRAINER_TEST_NEGATE_ADVANTAGES: '1' } }),
+    startWorldServers(world, { env: { ...stackEnv(), SPARK_TRAINER_TEST_NEGATE_ADVANTAGES: '1' } }),
     connectClient(),
   ]);
 }, 900_000);
@@ -44,7 +44,7 @@ describe('the neural world learns through the pipeline', () => {
     const runName = `neural-prm-${randomUUID().slice(0, 8)}`;
     const settings = world.info.problems;
     await withWorker({ taskQueue }, async () => {
-      const dataset = await worldDataset(store, settings, { seed: `learning-${runName}`, count: 24 });
+      const dataset = await worldDataset(store, settings, { seed: 'learning-prm', count: 32 });
       const labels = await conn.client.workflow.execute(synthesizeLabels, {
         taskQueue,
         workflowId: `test/${runName}/labels`,
@@ -64,7 +64,7 @@ describe('the neural world learns through the pipeline', () => {
         workflowId: `test/${runName}/train`,
         args: [{
           runName, labelsManifestUri: labels.manifest.uri, method: 'step-majority', style: 'prm-cot', trainer: { baseURL: servers.trainerURL },
-          baseModel: 'policy', adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 8, checkpointEvery: 100, seed: 2,
+          baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 8, checkpointEvery: 2, seed: 2,
           publish: { inferenceBaseURL: servers.inferenceURL },
         }],
       });
@@ -86,7 +86,7 @@ describe('the neural world learns through the pipeline', () => {
           concurrency: 2,
         }],
       });
-      const [base, prm] = await Promise.all([evaluate('policy', 'base'), evaluate(trained.model!.modelName, 'prm')]);
+      const [base, prm] = await Promise.all([evaluate(PRM_BASE, 'base'), evaluate(trained.model!.modelName, 'prm')]);
       const lines = async (uri: string) => (await store.getText(uri)).trim().split('\n').map((l) => JSON.parse(l) as PredictionLine);
       const gain = pairedF1Gain(await lines(base.predictions.uri), await lines(prm.predictions.uri), { seed: runName });
       console.error(`[learning] PRM F1 ${(base.report.scores.average.f1 ?? 0).toFixed(3)} → ${(prm.report.scores.average.f1 ?? 0).toFixed(3)}; gain ${gain.mean.toFixed(3)} [${gain.lo.toFixed(3)}, ${gain.hi.toFixed(3)}]`);

@@ -21,7 +21,7 @@ from spark_trainer.world.tokenizer import train_world_tokenizer
 
 
 def test_step_labels_are_read_in_order() -> None:
-    text = "## Step 1: a\n**This step is correct.**\n## Step 2: b\n**This step is Incorrect.**\n**Verification: ... No**"
+    text = "## Step 1: a\n**This step is correct.**\n## Step 2: b\n**This step is Incorrect.**\nNo"
     assert step_labels(text) == [True, False]
 
 
@@ -43,7 +43,9 @@ def test_policy_accuracy_reads_the_last_boxed_value() -> None:
 
 def test_the_tokenizer_keeps_digits_apart_and_merges_the_boilerplate() -> None:
     sentence = "Verify the solution step by step. "
-    tok = train_world_tokenizer([sentence + f"Start with {n}. Add {n + 3}." for n in range(400)], vocab_size=600)
+    tok = train_world_tokenizer(
+        [sentence + f"Start with {n}. Add {n + 3}." for n in range(400)], vocab_size=600
+    )
     pieces = [tok.id_to_token(i) for i in tok.encode("Start with 123.").ids]
     digits = [p for p in pieces if any(c.isdigit() for c in p)]
     assert digits == ["1", "2", "3"]

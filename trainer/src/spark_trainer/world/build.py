@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[4]
 
 @dataclass(frozen=True)
 class WorldSize:
-    """Everything a size fixes: the problems (None: the world's defaults), how much text, the shapes and the budgets."""
+    """Everything a size fixes: the problems (None: the world's defaults), the text, shapes and budgets."""
 
     problems: dict[str, int] | None
     policy_examples: int
@@ -75,17 +75,19 @@ SIZES: dict[str, WorldSize] = {
         verifier_budget=Budget(steps=400, batch=16, lr=2e-3, warmup=20),
         error_share=0.65,
     ),
-    # ≤ 30 minutes on 2 cores: the world's own distribution (4-5 operations, values ≤ 99).
+    # ≤ 30 minutes on 2 cores: the world's own distribution (4-5 operations, values ≤ 99), a deeper
+    # model and five times the CI budget.
     "default": WorldSize(
         problems=None,
-        policy_examples=60_000,
-        verifier_examples=60_000,
+        policy_examples=50_000,
+        verifier_examples=30_000,
         heldout=300,
         vocab=1024,
-        policy_shape=Shape(hidden=192, layers=4, heads=4, kv_heads=2, intermediate=512),
-        policy_budget=Budget(steps=2500, batch=32, lr=2e-3, warmup=100),
-        verifier_shape=Shape(hidden=192, layers=4, heads=4, kv_heads=2, intermediate=512),
-        verifier_budget=Budget(steps=2000, batch=32, lr=2e-3, warmup=100),
+        policy_shape=Shape(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=384),
+        policy_budget=Budget(steps=2400, batch=16, lr=3e-3, warmup=100),
+        verifier_shape=Shape(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=384),
+        verifier_budget=Budget(steps=1200, batch=16, lr=2e-3, warmup=50),
+        error_share=0.65,
     ),
 }
 
@@ -93,8 +95,11 @@ SIZES: dict[str, WorldSize] = {
 MAX_SOLUTION_TOKENS = 120
 MAX_VERIFICATION_TOKENS = 320
 
-# What changes the models besides the text and the budgets: this package's code.
-_SOURCES = sorted(Path(__file__).parent.glob("*.py"))
+# What changes the models besides the text and the budgets: the training and measuring code, and
+# the recipe in this file (bump BUILD_RECIPE when `make_world_models` trains differently; editing one
+# size here does not invalidate the other sizes' caches).
+_SOURCES = [Path(__file__).parent / f for f in ("pretrain.py", "measure.py", "tokenizer.py")]
+BUILD_RECIPE = 1
 
 
 def log(message: str) -> None:
@@ -105,10 +110,13 @@ def export_text(out: Path, seed: int, size: WorldSize, problems: dict[str, Any] 
     """The world's text from the TypeScript side (one problem generator, the project's prompts)."""
     tsx = REPO / "node_modules" / ".bin" / "tsx"
     if not tsx.exists():
-        raise SystemExit(f"{tsx} is missing: run `npm run setup` first (the world's text is rendered by TypeScript)")
+        raise SystemExit(
+            f"{tsx} is missing: run `npm run setup` first (the world's text is rendered by TypeScript)"
+        )
     args = [
         str(tsx), str(REPO / "sandbox" / "neural" / "export.ts"), "--out", str(out), "--seed", str(seed),
-        "--policy", str(size.policy_examples), "--verifier", str(size.verifier_examples), "--heldout", str(size.heldout),
+        "--policy", str(size.policy_examples), "--verifier", str(size.verifier_examples),
+        "--heldout", str(size.heldout),
         "--error-share", str(size.error_share),
     ]  # fmt: skip
     if problems:
@@ -118,7 +126,14 @@ def export_text(out: Path, seed: int, size: WorldSize, problems: dict[str, Any] 
 
 def content_hash(text_dir: Path, seed: int, size_name: str, size: WorldSize, threads: int) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps({"seed": seed, "size": size_name, "budgets": asdict(size), "threads": threads}).encode())
+    recipe = {
+        "seed": seed,
+        "size": size_name,
+        "budgets": asdict(size),
+        "threads": threads,
+        "recipe": BUILD_RECIPE,
+    }
+    digest.update(json.dumps(recipe).encode())
     for path in sorted(text_dir.glob("*")) + _SOURCES:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -196,7 +211,10 @@ def make_world_models(
             log(f"{out} already holds this world (content hash {key[:12]}): nothing to build")
             return found
         exported = json.loads((text_dir / "export.json").read_text())
-        log(f"text exported ({exported['counts']}) in {time.perf_counter() - started:.0f}s; training the tokenizer")
+        log(
+            f"text exported ({exported['counts']}) in {time.perf_counter() - started:.0f}s; "
+            "training the tokenizer"
+        )
         tokenizer = make_tokenizer(text_dir, size.vocab)
         building = out.with_name(out.name + f".building-{os.getpid()}")
         shutil.rmtree(building, ignore_errors=True)
@@ -222,7 +240,13 @@ def make_world_models(
             log(f"{role}: {params / 1e6:.2f} M parameters, {len(examples)} examples, {budget.steps} steps")
             weights = verdict_weights(tokenizer, size.verdict_weight) if role == "verifier" else None
             stats = pretrain(
-                model, examples, budget, seed, tokenizer.pad_token_id, lambda m, r=role: log(f"{r} {m}"), weights
+                model,
+                examples,
+                budget,
+                seed,
+                tokenizer.pad_token_id,
+                lambda m, r=role: log(f"{r} {m}"),
+                weights,
             )
             model.save_pretrained(building / role, safe_serialization=True)
             tokenizer.save_pretrained(building / role)
@@ -235,8 +259,9 @@ def make_world_models(
         shutil.rmtree(out, ignore_errors=True)
         building.rename(out)
     log(
-        f"built in {world['buildSeconds']:.0f}s: policy accuracy {world['policyAccuracy']:.3f}, verifier balanced "
-        f"accuracy {world['verifierBalancedAccuracy']:.3f} (step accuracy {world['verifierStepAccuracy']:.3f})"
+        f"built in {world['buildSeconds']:.0f}s: policy accuracy {world['policyAccuracy']:.3f}, "
+        f"verifier balanced accuracy {world['verifierBalancedAccuracy']:.3f} "
+        f"(step accuracy {world['verifierStepAccuracy']:.3f})"
     )
     return world
 
@@ -246,7 +271,9 @@ def measure(policy: Any, verifier: Any, tokenizer: PreTrainedTokenizerFast, text
     problems = read_jsonl(text_dir / "heldout-problems.jsonl")
     answers = greedy_answers(policy, tokenizer, [p["messages"] for p in problems], MAX_SOLUTION_TOKENS)
     judged = read_jsonl(text_dir / "heldout-verify.jsonl")
-    verifications = greedy_answers(verifier, tokenizer, [j["messages"] for j in judged], MAX_VERIFICATION_TOKENS)
+    verifications = greedy_answers(
+        verifier, tokenizer, [j["messages"] for j in judged], MAX_VERIFICATION_TOKENS
+    )
     verifier = verifier_accuracy(verifications, [j["labels"] for j in judged])
     as_prm = read_jsonl(text_dir / "heldout-prm.jsonl")
     prm_base = verifier_accuracy(

@@ -90,7 +90,7 @@ def new_model(tokenizer: PreTrainedTokenizerBase, shape: Shape, seed: int) -> Qw
 def _batch(
     examples: Sequence[Encoded], pad_id: int, weights: dict[int, float]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ids, attention mask, next-token targets and each target's loss weight (0 off the answers)."""
+    """Right-padded ids, attention mask, next-token targets and their loss weights (0 off the answers)."""
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
@@ -156,6 +156,7 @@ def pretrain(
         optimizer.step()
         recent = (recent + [loss.item()])[-50:]
         if (step + 1) % max(1, budget.steps // 10) == 0 or step + 1 == budget.steps:
-            log(f"step {step + 1}/{budget.steps}: loss {sum(recent) / len(recent):.4f} ({time.perf_counter() - started:.0f}s)")
+            took = time.perf_counter() - started
+            log(f"step {step + 1}/{budget.steps}: loss {sum(recent) / len(recent):.4f} ({took:.0f}s)")
     model.eval()
     return {"finalLoss": sum(recent) / max(1, len(recent)), "seconds": time.perf_counter() - started}
