@@ -235,4 +235,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # A short-lived client process can abort in interpreter teardown while the SDK's Rust threads still
+    # run (temporalio/sdk-python#300, "PyGILState_Release"); once the output is out, leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
