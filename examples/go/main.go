@@ -10,7 +10,8 @@
 // it is sent, so a mistake fails here naming the field instead of failing the run on a worker.
 //
 // Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default `default`),
-// TEMPORAL_API_KEY (Temporal Cloud; implies TLS), TEMPORAL_TLS=true, SPARK_TASK_QUEUE (default `spark`),
+// TEMPORAL_API_KEY (Temporal Cloud; implies TLS), TEMPORAL_TLS=true, TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY
+// (mTLS client certificate and key files), SPARK_TASK_QUEUE (default `spark`),
 // SPARK_SCHEMAS_DIR (default: ../../docs/schemas from the working directory, as in this repository; in a
 // service, the schemas shipped in the npm package or a copy).
 //
@@ -179,6 +180,16 @@ func Connect() (client.Client, error) {
 	}
 	if os.Getenv("TEMPORAL_API_KEY") != "" || os.Getenv("TEMPORAL_TLS") == "true" {
 		opts.ConnectionOptions.TLS = &tls.Config{}
+	}
+	if cert, key := os.Getenv("TEMPORAL_TLS_CERT"), os.Getenv("TEMPORAL_TLS_KEY"); cert != "" || key != "" {
+		if cert == "" || key == "" {
+			return nil, errors.New("TLS client auth needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY")
+		}
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
+		}
+		opts.ConnectionOptions.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	}
 	c, err := client.Dial(opts)
 	if err != nil {

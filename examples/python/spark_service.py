@@ -10,7 +10,8 @@ Every workflow takes one JSON object. It is checked against docs/schemas/<workfl
 is sent, so a mistake fails here naming the field instead of failing the run on a worker.
 
 Environment: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default `default`),
-TEMPORAL_API_KEY (Temporal Cloud; implies TLS), TEMPORAL_TLS=true, SPARK_TASK_QUEUE (default `spark`),
+TEMPORAL_API_KEY (Temporal Cloud; implies TLS), TEMPORAL_TLS=true, TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY
+(mTLS client certificate and key files), SPARK_TASK_QUEUE (default `spark`),
 SPARK_SCHEMAS_DIR (default: this repository's docs/schemas; in a service, the schemas shipped in the
 npm package, node_modules/spark-temporal/docs/schemas, or a copy).
 
@@ -39,7 +40,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, TLSConfig
 
 DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 # The search attributes every SPARK run carries; set at start so a run is listed before a worker picks it up.
@@ -122,11 +123,24 @@ def stage_of(workflow: str) -> str:
     return re.sub(r"[A-Z]", lambda m: f"-{m.group(0).lower()}", workflow)
 
 
+def tls_config(api_key: str | None) -> bool | TLSConfig:
+    """TLS from TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY (mTLS), TEMPORAL_TLS=true or an API key."""
+    cert, key = os.environ.get("TEMPORAL_TLS_CERT"), os.environ.get("TEMPORAL_TLS_KEY")
+    if bool(cert) != bool(key):
+        raise ConnectionError("TLS client auth needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY")
+    if cert and key:
+        try:
+            return TLSConfig(client_cert=Path(cert).read_bytes(), client_private_key=Path(key).read_bytes())
+        except OSError as err:
+            raise ConnectionError(f"TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: {err}") from err
+    return os.environ.get("TEMPORAL_TLS") == "true" or api_key is not None
+
+
 async def connect() -> Client:
     address = os.environ.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233"
     namespace = os.environ.get("TEMPORAL_NAMESPACE") or "default"
     api_key = os.environ.get("TEMPORAL_API_KEY") or None
-    tls = os.environ.get("TEMPORAL_TLS") == "true" or api_key is not None
+    tls = tls_config(api_key)
     try:
         return await Client.connect(address, namespace=namespace, api_key=api_key, tls=tls)
     except RuntimeError as err:  # the SDK's connection failure

@@ -31,8 +31,9 @@ let conn: Awaited<ReturnType<typeof connectClient>>;
 
 beforeAll(async () => {
   sim = await startSimServer({ seed: 61, readAdapter: objectStoreAdapterReader(() => store) });
-  // Slow train steps leave a process started per call time to pause the run mid-way.
-  trainer = spawnTrainerProcess({ port: await freePort(), eventsFile: join(dir, 'events.jsonl'), stepLatencyMs: 1000 });
+  // Slow train steps (2 s) leave time to pause the run mid-way with a process started per call (a
+  // Python one takes seconds to start on a busy machine).
+  trainer = spawnTrainerProcess({ port: await freePort(), eventsFile: join(dir, 'events.jsonl'), stepLatencyMs: 2000 });
   await trainer.ready;
   conn = await connectClient();
 });
@@ -90,7 +91,7 @@ describe.each(services)('the $language example service', (service) => {
     return answer.out[0] as RlTrainProgress;
   };
 
-  it('starts rlTrain checked against the schema, queries progress, pauses and resumes it, and reads the result', { timeout: 120_000 }, async () => {
+  it('starts rlTrain checked against the schema, queries progress, pauses and resumes it, and reads the result', { timeout: 180_000 }, async () => {
     const prompts = await uploadSandboxProblems(store, { seed: 62, count: 16, withAnswers: true });
     const runName = `svc-${service.language.toLowerCase()}-${randomUUID().slice(0, 8)}`;
     const endpoint = { baseURL: sim.url };
@@ -102,8 +103,8 @@ describe.each(services)('the $language example service', (service) => {
       dataset: { uri: prompts.uri, fields: { question: 'question', answer: 'answer' } },
       evaluation: { sets: [] },
       grpo: { batchSize: 2, groupSize: 4 },
-      totalSteps: 10,
-      checkpointEvery: 5,
+      totalSteps: 8,
+      checkpointEvery: 4,
       publishEvery: 2,
       seed: 7,
     };
@@ -117,19 +118,19 @@ describe.each(services)('the $language example service', (service) => {
       const workflowId = (started.out[0] as { workflowId: string }).workflowId;
       expect(workflowId).toBe(`spark/${runName}/rl-train`);
       // Once it trains (a pause while it prepares is not kept: the loop has no state yet).
-      await until(async () => (await progress(workflowId)).stage === 'training', 'the run to train', 60_000);
+      await until(async () => (await progress(workflowId)).stage === 'training', 'the run to train', 90_000);
       expect(await call(['pause', workflowId])).toMatchObject({ code: 0, out: [{ workflowId, signal: 'pause' }] });
       await until(async () => (await progress(workflowId)).stage === 'paused', 'the run to pause', 60_000);
       const pausedAt = (await progress(workflowId)).step;
       await new Promise((r) => setTimeout(r, 1500));
       expect((await progress(workflowId)).step).toBe(pausedAt);
-      expect(pausedAt).toBeLessThan(10);
+      expect(pausedAt).toBeLessThan(8);
 
       expect(await call(['resume', workflowId])).toMatchObject({ code: 0, out: [{ workflowId, signal: 'resume' }] });
       const result = await call(['result', workflowId]);
       expect(result.code, result.stderr).toBe(0);
-      expect(result.out[0] as RlTrainResult).toMatchObject({ steps: 10, stopped: false });
-      expect(await progress(workflowId)).toMatchObject({ step: 10, stage: 'completed' });
+      expect(result.out[0] as RlTrainResult).toMatchObject({ steps: 8, stopped: false });
+      expect(await progress(workflowId)).toMatchObject({ step: 8, stage: 'completed' });
 
       // The search attributes set at start find it as SparkClient's runs are found.
       const described = await conn.client.workflow.getHandle(workflowId).describe();
@@ -162,6 +163,13 @@ describe.each(services)('the $language example service', (service) => {
     }
     const notStarted = await conn.client.workflow.getHandle(`spark/${runName}/synthesize-labels`).describe().catch((e: unknown) => e);
     expect(notStarted).toBeInstanceOf(WorkflowNotFoundError);
+  });
+
+  it('reads where Temporal is from the environment and names a half-given TLS setting', { timeout: 60_000 }, async () => {
+    const unreachable = await call(['progress', 'spark/none/rl-train'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(unreachable).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot reach Temporal at 127\.0\.0\.1:1 .*TEMPORAL_ADDRESS/) as string });
+    const halfTls = await call(['progress', 'spark/none/rl-train'], { TEMPORAL_TLS_CERT: join(dir, 'client.pem') });
+    expect(halfTls).toMatchObject({ code: 1, stderr: expect.stringMatching(/needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY/) as string });
   });
 
   it('is clean by its language\'s formatter and linter', { timeout: 60_000 }, async () => {
