@@ -32,6 +32,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+const packageVersion = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const devVersion = (name: string): string => (JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 beforeAll(async () => {
@@ -66,11 +67,14 @@ describe('the npm package, installed from its tarball', () => {
     console.info(`[consumer] tarball: ${packed.entryCount} files, ${(packed.size / 1024).toFixed(0)} kB`);
   });
 
-  it('installs without tsx or the Temporal worker SDK', () => {
+  it('installs without tsx or the Temporal worker SDK, and exports the input schemas', async () => {
     const installed = join(scratch, 'node_modules');
     expect(existsSync(join(installed, 'spark-temporal/dist/client/index.js'))).toBe(true);
     expect(existsSync(join(installed, 'tsx'))).toBe(false);
     expect(existsSync(join(installed, '@temporalio/worker'))).toBe(false);
+    const script = "const s = await import('spark-temporal/schemas/rlTrain.input.json', { with: { type: 'json' } }); console.log(JSON.stringify([s.default.$id, s.default.version]));";
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: scratch });
+    expect(JSON.parse(stdout)).toEqual([expect.stringMatching(/^urn:spark-temporal:schema:rlTrain\.input:/), packageVersion]);
   });
 
   it('a plain node script starts synthesizeLabels on the stack, waits for it and reads the labels manifest', { timeout: 120_000 }, async () => {
