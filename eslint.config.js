@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['.scratch/**', 'node_modules/', '.tools/', '.data/', '.models/', 'dist/', 'coverage/', 'trainer/.venv/'] },
+  { ignores: ['.scratch/**', 'node_modules/', '.tools/', '.data/', '.models/', 'dist/', 'coverage/', 'trainer/.venv/', 'test/package/consumer/'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs, idempotent and quiet when already done:
 # npm dependencies (from package-lock.json), the Temporal CLI + tctl, versitygw, the trainer's
-# Python environment (trainer/install.sh: uv, PyTorch), and Chromium (only for the run report's
+# Python environment (trainer/install.sh: uv, PyTorch), the example services (examples/install.sh: a
+# Python environment and a Go binary), and Chromium (only for the run report's
 # screenshot test).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +19,8 @@ bash temporal/install.sh
 bash infra/local-s3/install.sh
 # The reference trainer's Python environment (trainer/.venv, from trainer/uv.lock).
 bash trainer/install.sh
+# The Python and Go example services the tests run (examples/python/.venv, examples/go/.bin).
+bash examples/install.sh
 # Headless Chromium renders the run report in a test; without it everything else still works.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "[setup] installing chromium (apt-get)" >&2

@@ -1,4 +1,5 @@
 /** The `spark` CLI's commands; `spark.ts` parses the command line and maps errors to exit codes. */
+import { existsSync } from 'node:fs';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 import type { RetryingActivity, RlTrainHandle, SparkClient, SparkRunHandle, SparkWorkflowName } from '../client/spark-client.js';
@@ -476,6 +477,21 @@ const report: CommandSpec = {
   },
 };
 
+/**
+ * The URL of `path` (relative to this file; a module is given without its extension) for the commands
+ * that need the repository: the npm package ships the client and the commands that start and steer
+ * runs, not the worker or the local stack. The specifier is computed, so the package build does not
+ * compile the worker in.
+ */
+function repoOnly(command: string, path: string): string {
+  // Under tsx in a checkout this file is spark-commands.ts and its modules are .ts too.
+  const url = new URL(/\.\w+$/.test(path) ? path : `${path}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+  if (!existsSync(url)) {
+    throw new RefusedError(`spark ${command} runs from a checkout of spark-temporal (npm run spark -- ${command}) or the worker image (infra/k8s/Dockerfile.worker); the npm package holds the client and the commands that start, follow and steer runs`);
+  }
+  return url.href;
+}
+
 const worker: CommandSpec = {
   usage: 'spark worker [--task-queue Q] [--bundle PATH] [--max-activities N]',
   summary: 'run a worker (src/workers/main.ts) in this process on one task queue until Ctrl-C',
@@ -494,7 +510,7 @@ const worker: CommandSpec = {
       ...(stringFlag(ctx, 'bundle') ? { SPARK_WORKFLOW_BUNDLE: stringFlag(ctx, 'bundle') } : {}),
       ...(maxActivities ? { SPARK_MAX_CONCURRENT_ACTIVITIES: String(maxActivities) } : {}),
     });
-    await import('../workers/main.js');
+    await import(repoOnly('worker', '../workers/main'));
     // The worker runs until SIGINT/SIGTERM and then exits the process itself.
     return new Promise<number>(() => undefined);
   },
@@ -510,6 +526,7 @@ const stack: CommandSpec = {
     const { stackDown, stackUp, localStackEnv } = await import('./local-stack.js');
     const action = ctx.args[0];
     if (action === 'up') {
+      repoOnly('stack', '../../temporal/start.sh');
       const up = await stackUp((m) => ctx.note(m));
       ctx.out(JSON.stringify({ ...up, env: localStackEnv() }, null, 2));
       ctx.note(`next: spark worker (with the env above), then spark start <workflow> --config <file>; web UI ${up.webUi}`);

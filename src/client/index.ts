@@ -13,7 +13,7 @@ export type {
 } from './spark-client.js';
 export type { TemporalSettings } from '../core/temporal/connection.js';
 
-export { workflowInputSchemas, inputJsonSchema } from '../workflows/inputs.js';
+export { workflowInputSchemas, inputJsonSchema, inputSchemaId, INPUT_SCHEMA_VERSION } from '../workflows/inputs.js';
 export { SampleSolutionsInputSchema } from '../spark/labels/sample-solutions.input.js';
 export type { SampleSolutionsInput, SampleSolutionsConfig } from '../spark/labels/sample-solutions.input.js';
 export { SynthesizeLabelsInputSchema } from '../spark/labels/input.js';
