@@ -53,9 +53,10 @@ class WorldSize:
     policy_budget: Budget
     verifier_shape: Shape
     verifier_budget: Budget
-    # Loss weight of the verifier's verdict tokens: most steps are correct, and one small model
-    # learns to call every step correct before it learns to compare (docs/neural-world.md).
-    verdict_weight: float = 4.0
+    # Loss weights of the verifier's verdict tokens (correct, incorrect): most steps are correct, and
+    # a small model learns to call every step correct before it learns to compare
+    # (docs/neural-world.md); weighing "incorrect" up keeps its errors on both sides.
+    verdict_weights: tuple[float, float] = (2.0, 8.0)
     # Share of the verifier's solutions that hold an error.
     error_share: float = 0.5
 
@@ -159,14 +160,16 @@ def _corpus(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def verdict_weights(tokenizer: PreTrainedTokenizerFast, weight: float) -> dict[int, float]:
-    """The tokens that hold a step's verdict (the world's tokenizer merges each label into one)."""
-    found = {
-        i: weight
-        for token, i in tokenizer.get_vocab().items()
-        if "step is correct" in tokenizer.convert_tokens_to_string([token])
-        or "step is incorrect" in tokenizer.convert_tokens_to_string([token])
-    }
+def verdict_weights(tokenizer: PreTrainedTokenizerFast, weights: tuple[float, float]) -> dict[int, float]:
+    """Loss weights of the tokens that hold a step's verdict (the world's tokenizer merges each label
+    into one token): `weights` = (correct, incorrect)."""
+    found: dict[int, float] = {}
+    for token, i in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if "step is incorrect" in text:
+            found[i] = weights[1]
+        elif "step is correct" in text:
+            found[i] = weights[0]
     return found
 
 
@@ -238,7 +241,7 @@ def make_world_models(
                 model.load_state_dict(world["_policy_model"].state_dict())
             params = sum(p.numel() for p in model.parameters())
             log(f"{role}: {params / 1e6:.2f} M parameters, {len(examples)} examples, {budget.steps} steps")
-            weights = verdict_weights(tokenizer, size.verdict_weight) if role == "verifier" else None
+            weights = verdict_weights(tokenizer, size.verdict_weights) if role == "verifier" else None
             stats = pretrain(
                 model,
                 examples,
