@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
 
 from spark_trainer.protocol import CheckpointMarker, GrpoExample, Loss, SessionConfig, SftExample
@@ -286,6 +287,54 @@ def test_a_non_finite_loss_fails_the_session(trainer: Trainer, store: ObjectStor
     state = trainer.get("/v1/sessions/run-1").json()
     assert (state["status"], state["lastAppliedStep"]) == ("failed", None)
     assert "run-1" not in runtime(trainer).engines
+
+
+def test_a_non_finite_gradient_is_an_applied_no_op_and_never_saved(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 2)
+    create(trainer)
+    assert step(trainer, 0, b[0]).json()["applied"] is True
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000000"
+    save(trainer, uri, step=0)
+    # An Inf in one gradient of the real model, as a bf16 overflow in backward gives.
+    param = runtime(trainer).engines["run-1"].params[0]
+    hook = param.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    response = step(trainer, 1, b[1])
+    hook.remove()
+    body = response.json()
+    assert (response.status_code, body["applied"], body["metrics"]["skipped"]) == (200, True, 1)
+    assert "gradNorm" not in body["metrics"]  # JSON cannot carry it
+    assert updates_done(trainer) == 1, "the optimiser did not step"
+    state = trainer.get("/v1/sessions/run-1").json()
+    assert (state["status"], state["nextStep"]) == ("ready", 2)
+    # The weights are still step 0's: a checkpoint now holds the same adapter bytes.
+    again = f"s3://{BUCKET}/{prefix}/ck/step-000001"
+    assert save(trainer, again, step=1).json()["created"] is True
+    assert adapter_sha256(store, again) == adapter_sha256(store, uri)
+    assert step(trainer, 2, b[0]).json()["metrics"].get("skipped") is None
+
+
+def test_resume_keeps_the_optimiser_state_and_refuses_another_optimiser(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 3)
+    sgd = {**CONFIG["optimizer"], "name": "sgd", "learningRate": 0.1}
+    create(trainer, optimizer=sgd)
+    for i in range(2):
+        step(trainer, i, b[i])
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000001"
+    save(trainer, uri, step=1)
+    adamw = create(trainer, "run-2", resumeFrom=uri)  # CONFIG's optimiser is AdamW
+    assert (adamw.status_code, error_of(adamw)["code"]) == (409, "checkpoint-mismatch")
+    assert error_of(adamw)["message"].startswith("optimizer.name: ")
+    assert "sgd" in error_of(adamw)["message"]
+    other_settings = {**sgd, "learningRate": 0.01, "weightDecay": 0.1}
+    changed = create(trainer, "run-3", resumeFrom=uri, optimizer=other_settings)
+    assert changed.status_code == 201, changed.text
+    group = runtime(trainer).engines["run-3"].optimizer.param_groups[0]
+    assert group["weight_decay"] == 0.1
+    assert step(trainer, 2, b[2], session_id="run-3").json()["metrics"]["learningRate"] == 0.01
 
 
 # -- checkpoints --------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from .distributed import (
 from .models import load_model, load_tokenizer
 from .optim_state import load_optimizer_state, save_optimizer_state
 from .protocol import GrpoExample, GrpoLoss, Loss, Optimizer, SessionConfig, SftExample
-from .tokens import EncodedExample, encode_example, end_of_turn_id
+from .tokens import EncodedExample, encode_example, end_of_turn_id, ended_turn
 
 # verl's default PPO clip range.
 DEFAULT_CLIP_RATIO = 0.2
@@ -89,6 +89,30 @@ def lora_config(config: SessionConfig) -> LoraConfig:
     )
 
 
+def check_same_optimizer(engine_state: dict[str, Any], name: str) -> None:
+    """A resumed session keeps the checkpoint's optimiser state with its own hyperparameters; that
+    only makes sense for the same optimiser (Adam's moments mean nothing to SGD, and back)."""
+    saved = engine_state.get("optimizer")
+    if saved is not None and saved != name and int(engine_state.get("updatesDone", 0)) > 0:
+        raise ValueError(
+            f"optimizer.name: the checkpoint's optimiser is {saved}, this session's is {name}; "
+            f"resume with {saved} (learning rate, betas, weight decay and warm-up may change) "
+            "or start a new run"
+        )
+
+
+def non_finite_tensors(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """Names of the tensors in a (nested) state dict that hold an Inf or a NaN."""
+    bad: list[str] = []
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            bad += non_finite_tensors(value, prefix=f"{prefix}{name}.")
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                bad.append(f"{prefix}{name}")
+    return bad
+
+
 class Engine:
     def __init__(
         self,
@@ -126,6 +150,8 @@ class Engine:
                 reference = copy.deepcopy(model).requires_grad_(False).eval()
                 self.reference = reference.to(torch.bfloat16) if on_gpu else reference
         self.updates_done = int(resume[1].get("updatesDone", 0)) if resume is not None else 0
+        if resume is not None:
+            check_same_optimizer(resume[1], config.optimizer.name)
         optimizer_state = self._read_checkpoint(model, resume[0]) if resume is not None else None
         broadcast_parameters(model, ctx)
         model.train()
@@ -135,10 +161,15 @@ class Engine:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.params, config.optimizer)
         if resume is not None and self._has_optimizer_state():
+            # torch's load replaces the param groups with the checkpoint's: keep its state (the
+            # moments) but this session's hyperparameters, which may change on resume.
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
             options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=ctx.world > 1)
             set_optimizer_state_dict(
                 self.model, self.optimizer, optim_state_dict=optimizer_state or {}, options=options
             )
+            for group, mine in zip(self.optimizer.param_groups, settings, strict=True):
+                group.update(mine)
 
     # ---- training -------------------------------------------------------------------------
 
@@ -148,7 +179,9 @@ class Engine:
         """One forward-backward and one optimiser step. Metrics: `loss` (token-mean over the
         batch), `tokens` (loss tokens: completions plus their end-of-turn tokens), `examples`,
         `learningRate` (the rate used), `gradNorm` (before clipping); GRPO adds the token-means
-        `kl` (the chosen estimator), `entropy` and `clipFraction`."""
+        `kl` (the chosen estimator), `entropy` and `clipFraction`. A non-finite gradient norm
+        skips the optimiser update (weights and optimiser state untouched, gradients zeroed) and
+        adds `skipped: 1`; `gradNorm` is then NaN (left out on the wire)."""
         ctx = self.ctx
         torch.manual_seed(step_seed(self.config.seed, step, ctx.rank))  # dropout, exact on resume
         mine = [self._encode(examples[i], loss) for i in rank_slice(len(examples), ctx.rank, ctx.world)]
@@ -175,11 +208,18 @@ class Engine:
             if learning_rate is not None
             else scheduled_learning_rate(self.config.optimizer, self.updates_done)
         )
-        for group in self.optimizer.param_groups:
-            group["lr"] = rate
-        self.optimizer.step()
+        # An Inf/NaN gradient (a bf16 overflow in backward) would make every weight NaN, and a
+        # NaN checkpoint would then be published and resumed from. The norm is global (the same
+        # on every rank), so every rank skips alike; the step still counts as applied, reported
+        # with `skipped: 1`, so the control plane moves on instead of replaying it forever.
+        skipped = not math.isfinite(grad_norm)
+        if not skipped:
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+            self.optimizer.step()
+            # Counts updates, not steps: warm-up and Adam's bias correction see only real updates.
+            self.updates_done += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.updates_done += 1
 
         keys = list(sums)
         reduced = dict(zip(keys, all_reduce(ctx, [sums[k] for k in keys]), strict=True))
@@ -197,6 +237,8 @@ class Engine:
                 "entropy": reduced["entropy"] / count,
                 "clipFraction": reduced["clipped"] / count,
             }
+        if skipped:
+            metrics["skipped"] = 1.0
         return metrics
 
     @torch.no_grad()
@@ -205,7 +247,8 @@ class Engine:
         (one rank: a diagnostic for tests and evaluations, not a collective)."""
         out = []
         for example in examples:
-            encoded = encode_example(self.tokenizer, example.prompt, example.completion)
+            ended = ended_turn(example.finishReason) if isinstance(example, GrpoExample) else True
+            encoded = encode_example(self.tokenizer, example.prompt, example.completion, ended=ended)
             batch = collate([encoded], self.pad_id, self.ctx.device)
             where = batch.loss_mask.bool()
             log_probs = losses.token_log_probs(self._policy_logits(batch)[where], batch.targets[where])
@@ -217,7 +260,12 @@ class Engine:
             if not isinstance(example, GrpoExample):
                 raise ValueError("a grpo step needs GRPO lines (with `advantage`)")
             return encode_example(
-                self.tokenizer, example.prompt, example.completion, example.advantage, example.stepAdvantages
+                self.tokenizer,
+                example.prompt,
+                example.completion,
+                example.advantage,
+                example.stepAdvantages,
+                ended=ended_turn(example.finishReason),
             )
         return encode_example(self.tokenizer, example.prompt, example.completion)
 
@@ -303,6 +351,14 @@ class Engine:
         weights = get_model_state_dict(self.model, options=options)
         optimizer = self._optimizer_state()
         if self.ctx.leader:
+            # The last guard of "nothing non-finite is ever saved or published": a checkpoint is
+            # what the inference server loads and what recovery resumes from.
+            bad = non_finite_tensors(weights) + non_finite_tensors(optimizer["state"], prefix="optimizer ")
+            if bad:
+                raise ValueError(
+                    f"refusing to save a checkpoint with non-finite values in {', '.join(bad[:3])}"
+                    + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                )
             directory.mkdir(parents=True, exist_ok=True)
             model = unwrap(self.model)
             if self.lora:
@@ -332,6 +388,8 @@ class Engine:
             # No RNG state to carry: each step reseeds from (seed, step, rank).
             "rng": {"kind": "per-step", "seed": self.config.seed, "derivation": "sha256(seed, step, rank)"},
             "worldSize": self.ctx.world,
+            # Read on resume: another optimiser's state cannot be carried over (D3).
+            "optimizer": self.config.optimizer.name,
         }
 
     def _load_weights(self, target: torch.nn.Module, directory: Path) -> None:

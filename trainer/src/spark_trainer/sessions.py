@@ -234,6 +234,7 @@ class Sessions:
             directory = Path(scratch)
             await asyncio.to_thread(checkpoints.download, self._store, uri, marker, directory)
             state = checkpoints.read_state(directory, uri)
+            checkpoints.check_optimizer(marker, state.engine, config, uri)
             await self._run_engine(self._engine.open, session.id, config, (directory, state.engine))
         session.log = list(state.log)
         session.last_checkpoint = checkpoints.info(uri, marker.step)
@@ -378,7 +379,15 @@ class Sessions:
             return False
         with self._scratch() as scratch:
             directory = Path(scratch)
-            engine = await self._run_engine(self._engine.save, session.id, directory)
+            try:
+                engine = await self._run_engine(self._engine.save, session.id, directory)
+            except ProtocolError:
+                raise
+            except Exception as err:
+                # Weights that cannot be saved (non-finite ones) are in an unknown state: the way
+                # on is the last committed checkpoint, as after a failed step.
+                await self._fail(session, f"checkpoint at {uri} failed: {err!r}")
+                raise ProtocolError("internal", f"checkpoint at {uri} failed: {err!r}") from err
             state = TrainerState(sessionId=session.id, step=last, log=session.log, engine=engine)
             checkpoints.write_state(directory, state)
             try:
