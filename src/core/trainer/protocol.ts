@@ -202,6 +202,8 @@ export const SftExampleSchema = z
   .strict();
 export type SftExample = z.infer<typeof SftExampleSchema>;
 
+const GRPO_FINISH_REASONS = ['stop', 'length', 'content_filter', 'tool_calls', 'function_call', 'abort'] as const;
+
 /**
  * One line of a GRPO batch. The control plane computes advantages (group z-scores, SPARK's
  * step-level variants); the trainer only applies them. `stepAdvantages` puts a value on the
@@ -217,9 +219,23 @@ export const GrpoExampleSchema = z
       .min(1)
       .refine((spans) => spans.every((s, i) => i === 0 || s.end > spans[i - 1]!.end), 'step ends must increase')
       .optional(),
+    /**
+     * Why the sampler stopped: `stop` ended the turn (the trainer trains the end-of-turn token),
+     * `length` cut it at the token limit (no end-of-turn token: the policy never sampled one).
+     * Optional: lines without it are trained as ended, as before the field existed.
+     */
+    finishReason: z.enum(GRPO_FINISH_REASONS).optional(),
   })
   .strict();
 export type GrpoExample = z.infer<typeof GrpoExampleSchema>;
+
+/** The OpenAI finish reasons a GRPO line may carry (and vLLM's `abort`). */
+export type GrpoFinishReason = (typeof GRPO_FINISH_REASONS)[number];
+
+/** A sampler's finish reason as a GRPO line carries it; one outside the protocol's list is left out. */
+export function grpoFinishReason(reason: string): { finishReason?: GrpoFinishReason } {
+  return (GRPO_FINISH_REASONS as readonly string[]).includes(reason) ? { finishReason: reason as GrpoFinishReason } : {};
+}
 
 // ---------------------------------------------------------------------------------------------
 // POST /v1/sessions/{id}/checkpoints — save weights, optimiser state and the applied-step log.
