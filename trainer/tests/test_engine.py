@@ -274,3 +274,23 @@ def test_a_cut_grpo_completion_trains_no_end_of_turn_token(tiny_model_dir: Path)
     # The cut completion's log-probability leaves out the end-of-turn token's.
     with_end, without = e.completion_log_probs([ended[0], cut[0]])
     assert without > with_end
+
+
+@pytest.mark.parametrize("adapter", [None, {"kind": "full"}])
+def test_gradient_checkpointing_trains_the_same_weights(
+    tiny_model_dir: Path, adapter: dict[str, Any] | None
+) -> None:
+    extra = {"adapter": adapter} if adapter else {}
+    plain = engine(tiny_model_dir, optimizer=SGD, **extra)
+    checkpointed = Engine(
+        tiny_model_dir, session_config(optimizer=SGD, **extra), CPU, 4096, gradient_checkpointing=True
+    )
+    assert checkpointed.model.is_activation_checkpointing  # type: ignore[union-attr]
+    for step in range(2):
+        a = plain.train_step(step, *batch_for(step), None)
+        b = checkpointed.train_step(step, *batch_for(step), None)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
+    wa, wb = trainable(plain), trainable(checkpointed)
+    for name in wa:
+        torch.testing.assert_close(wb[name], wa[name], rtol=1e-5, atol=1e-6)

@@ -290,6 +290,12 @@ class PublishResponse(Lenient):
     step: StepNumber | None
 
 
+class DeleteSessionResponse(Lenient):
+    protocolVersion: ProtocolVersion
+    sessionId: str
+    deleted: Literal[True]
+
+
 ErrorCode = Literal[
     "version-mismatch",
     "invalid-request",
@@ -358,6 +364,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "CheckpointMarker": CheckpointMarker,
     "PublishRequest": PublishRequest,
     "PublishResponse": PublishResponse,
+    "DeleteSessionResponse": DeleteSessionResponse,
     "SessionState": SessionState,
     "SftExample": SftExample,
     "GrpoExample": GrpoExample,
