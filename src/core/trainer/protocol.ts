@@ -314,6 +314,16 @@ export const PublishResponseSchema = z.object({
 export type PublishResponse = z.infer<typeof PublishResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------
+// DELETE /v1/sessions/{id} — close a session and free its memory (afterwards: unknown-session).
+
+export const DeleteSessionResponseSchema = z.object({
+  protocolVersion: ProtocolVersionSchema,
+  sessionId: SessionIdSchema,
+  deleted: z.literal(true),
+});
+export type DeleteSessionResponse = z.infer<typeof DeleteSessionResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------
 // Errors: every non-2xx response has this body.
 
 /** Each code with its HTTP status, and whether the same request may succeed when retried. */
@@ -366,6 +376,7 @@ export const TRAINER_ENDPOINTS = {
   saveCheckpoint: { method: 'POST', path: '/v1/sessions/{id}/checkpoints', request: SaveCheckpointRequestSchema, response: SaveCheckpointResponseSchema },
   publish: { method: 'POST', path: '/v1/sessions/{id}/publish', request: PublishRequestSchema, response: PublishResponseSchema },
   getSession: { method: 'GET', path: '/v1/sessions/{id}', request: null, response: SessionStateSchema },
+  deleteSession: { method: 'DELETE', path: '/v1/sessions/{id}', request: null, response: DeleteSessionResponseSchema },
 } as const;
 
 /** Every message schema by name, as docs/trainer-protocol.md labels its examples. */
@@ -379,6 +390,7 @@ export const TRAINER_PROTOCOL_SCHEMAS = {
   CheckpointMarker: CheckpointMarkerSchema,
   PublishRequest: PublishRequestSchema,
   PublishResponse: PublishResponseSchema,
+  DeleteSessionResponse: DeleteSessionResponseSchema,
   SessionState: SessionStateSchema,
   SftExample: SftExampleSchema,
   GrpoExample: GrpoExampleSchema,

@@ -331,7 +331,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
      */
     async rlTrainStep(input: RlTrainStepInput): Promise<RlTrainStepResult> {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         const progress = { step: input.step, replaying: null as number | null };
         return withHeartbeat(async () => {
           const { session } = await ensureTrainerSession(store, client, input.sessionId, input.session, input.resumeCandidates);
@@ -373,7 +373,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
     /** Serves a committed checkpoint again (the inference server restarted and forgot it). */
     async republishPolicy(input: { trainerURL: string; sessionId: string; session: Omit<SessionConfig, 'resumeFrom'>; checkpoint: string; inferenceBaseURL: string; modelName: string }): Promise<string> {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         await ensureTrainerSession(store, client, input.sessionId, input.session, [input.checkpoint]);
         return (await client.publish(input.sessionId, { inferenceBaseURL: input.inferenceBaseURL, modelName: input.modelName, checkpointUri: input.checkpoint })).modelName;
       });
