@@ -4,7 +4,8 @@
 
 Each rank is forked from this process after the imports, resets its peak-RSS mark
 (`/proc/self/clear_refs`), and reports `VmHWM` (peak resident set) minus its `VmRSS` before the
-session opened: the memory the model, the optimiser and the step took on that rank, in MiB.
+session opened, once the session is open (`openDeltaMiB`: loading) and after the step
+(`deltaMiB`: loading, the step's activations and the optimiser state), in MiB.
 Run with `PYTHONPATH` pointing at another `src/` to measure another version of the trainer.
 """
 
@@ -67,6 +68,17 @@ def rank_main(rank: int, world: int, port: int, model_dir: str, adapter: str, ou
     Path("/proc/self/clear_refs").write_text("5")  # the peak RSS mark starts here
     before = status_kib("VmRSS")
     runtime = Runtime({"tiny": Path(model_dir)}, device="cpu")
+    opened: dict[str, int] = {}
+    execute = runtime._execute
+
+    def noting(name: str, *args: Any) -> Any:
+        # The peak so far once the session is open: what loading took, before any step.
+        out = execute(name, *args)
+        if name == "open":
+            opened["kib"] = status_kib("VmHWM")
+        return out
+
+    runtime._execute = noting  # type: ignore[method-assign]
     if rank > 0:
         runtime.follow()
     else:
@@ -93,6 +105,7 @@ def rank_main(rank: int, world: int, port: int, model_dir: str, adapter: str, ou
     peak = status_kib("VmHWM")
     result = {"rank": rank, "beforeMiB": round(before / 1024, 1), "peakMiB": round(peak / 1024, 1)}
     result["deltaMiB"] = round((peak - before) / 1024, 1)
+    result["openDeltaMiB"] = round((opened["kib"] - before) / 1024, 1)
     Path(out, f"rank-{rank}.json").write_text(json.dumps(result))
 
 

@@ -6,9 +6,12 @@ micro-batch is divided by the global loss-token count, all-reduced before the fi
 the step does not depend on how the batch is cut or on how many ranks share it.
 
 The KL reference is the base model: for LoRA the same model inside peft's `disable_adapter()`
-(no second copy), for a full fine-tune a frozen copy (twice the weights' memory). On GPU a LoRA
-base is bf16 and its adapter fp32 (peft's default); a full fine-tune keeps fp32 weights and
-optimiser state and computes in bf16 under autocast, its reference copy in bf16.
+(no second copy), for a full fine-tune a frozen copy read in bf16 on GPU. On GPU a LoRA base is
+bf16 and its adapter fp32 (peft's default); a full fine-tune keeps fp32 weights and optimiser
+state and computes in bf16 under autocast (under FSDP2 its parameters are gathered in bf16).
+
+Under FSDP2 on several ranks no rank materialises the whole model on its device: the model is
+built on the meta device, sharded, and filled from rank 0's host copy (`rank0_into_shards`).
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ class Engine:
             self.model = shard(model, ctx)
             if self.reference is not None:
                 self.reference = shard(self.reference, ctx, trainable=False)
+        if self.reference is not None:
+            self.reference.config.use_cache = False  # type: ignore[union-attr]
         if gradient_checkpointing:
             enable_gradient_checkpointing(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
