@@ -12,6 +12,7 @@ import { inferenceClientPool } from '../../src/core/deps.js';
 import { joinKey } from '../../src/core/store/refs.js';
 import type { RlTrainConfig } from '../../src/spark/rl/input.js';
 import { RlTrainInputSchema } from '../../src/spark/rl/input.js';
+import { GrpoExampleSchema } from '../../src/core/trainer/protocol.js';
 import type { PreparedRlData, RlTrainStepResult } from '../../src/spark/rl/activities.js';
 import { createRlActivities } from '../../src/spark/rl/activities.js';
 import { stepName } from '../../src/spark/rl/grpo.js';
@@ -63,6 +64,32 @@ async function steps(config: RlTrainConfig, prepared: PreparedRlData, prefix: st
 }
 
 describe('rlTrainStep in MockActivityEnvironment', () => {
+  it('writes each rollout\'s finishReason on its GRPO line, so a rollout cut at maxTokens trains no end-of-turn token', { timeout: 120_000 }, async () => {
+    const runName = `rl-cut-${randomUUID().slice(0, 8)}`;
+    const endpoint = { baseURL: box.sim.url };
+    const line = async (maxTokens: number) => {
+      const config = RlTrainInputSchema.parse({
+        runName: `${runName}-${maxTokens}`,
+        policy: { baseModel: 'sim-policy', endpoint, model: 'sim-policy', sampling: { maxTokens } },
+        trainer: { baseURL: box.trainerURL },
+        reward: { formulation: 'verifiable', guards: { enabled: false } },
+        dataset: { uri: box.promptsUri, fields: { question: 'question', answer: 'answer' } },
+        grpo: { batchSize: 2, groupSize: 2 },
+        totalSteps: 1,
+      });
+      const prefix = `runs/${config.runName}/rl`;
+      const prepared = await inActivity(() => activities.prepareRlData({ config, outputPrefix: prefix }));
+      const { request } = await inActivity(() => activities.rlRollouts({ config, outputPrefix: prefix, prepared, step: 0, learningRate: 1e-6, klCoefficient: 0.001, servedModel: 'sim-policy' }));
+      const { batch } = await store.getJson<{ batch: { uri: string } }>(request.uri);
+      return (await store.getText(batch.uri)).trim().split('\n').map((l) => GrpoExampleSchema.parse(JSON.parse(l)));
+    };
+    // Every rollout cut at 3 tokens: the sample store keeps them (the model's own), marked as cut.
+    const cut = await line(3);
+    expect(cut.map((l) => l.finishReason)).toEqual(['length', 'length', 'length', 'length']);
+    const ended = await line(2048);
+    expect(ended.map((l) => l.finishReason)).toEqual(['stop', 'stop', 'stop', 'stop']);
+  });
+
   it('re-applies the steps after the checkpoint from their stored batches when the trainer lost the session, and ends where an uninterrupted run does', { timeout: 180_000 }, async () => {
     const runName = `rl-step-${randomUUID().slice(0, 8)}`;
     const endpoint = { baseURL: box.sim.url };

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from spark_trainer.local_s3 import free_port, local_s3
 from spark_trainer.s3 import ObjectStore, S3Config
 from spark_trainer.server import create_app
-from spark_trainer.sessions import Engine, Sessions
+from spark_trainer.sessions import DEFAULT_IDLE_TIMEOUT_S, Engine, Sessions
 
 BUCKET = "spark"
 
@@ -67,8 +67,10 @@ class Trainer:
         models: dict[str, Path],
         publish_dir: Path,
         inference_api_key: str | None = None,
+        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         self._inference_api_key = inference_api_key
+        self._idle_timeout_s = idle_timeout_s
         self._make_engine = make_engine
         self._store = store
         self._models = models
@@ -87,7 +89,9 @@ class Trainer:
             self._models,
             self._publish_dir,
             inference_api_key=self._inference_api_key,
+            idle_timeout_s=self._idle_timeout_s,
         )
+        self.sessions = sessions
         port = free_port()
         self._server = uvicorn.Server(
             uvicorn.Config(

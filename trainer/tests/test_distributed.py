@@ -7,12 +7,13 @@ import json
 import multiprocessing
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from distributed_worker import run
+from distributed_worker import run, run_faults, strict_model
 from safetensors.torch import load_file
 
 STEPS = 2  # one SFT step, one GRPO step
@@ -26,7 +27,9 @@ def one_rank(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
-def _rank(rank: int, port: int, sharding: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _rank(
+    rank: int, port: int, sharding: str, args: tuple[Any, ...], kwargs: dict[str, Any], target: Any = run
+) -> None:
     """One rank, as torchrun would start it (the environment it sets)."""
     os.environ.update(
         RANK=str(rank),
@@ -36,7 +39,7 @@ def _rank(rank: int, port: int, sharding: str, args: tuple[Any, ...], kwargs: di
         MASTER_PORT=str(port),
         SPARK_TRAINER_SHARDING=sharding,
     )
-    run(*args, **kwargs)
+    target(*args, **kwargs)
 
 
 def free_port() -> int:
@@ -45,17 +48,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def two_ranks(sharding: str, *args: Any, **kwargs: Any) -> None:
-    """`run` on 2 forked ranks: they skip re-importing torch and transformers (most of a fresh
-    process's start); `torchrun --nproc-per-node 2 tests/distributed_worker.py ...` runs the same."""
+def two_ranks(
+    sharding: str,
+    *args: Any,
+    target: Any = run,
+    timeout: float = 240,
+    exits: tuple[int, int] = (0, 0),
+    **kwargs: Any,
+) -> None:
+    """`target` (`run`) on 2 forked ranks: they skip re-importing torch and transformers (most of
+    a fresh process's start); `torchrun --nproc-per-node 2 tests/distributed_worker.py ...` runs
+    the same. Both must end within `timeout` seconds with the `exits` statuses."""
     port = free_port()
     fork = multiprocessing.get_context("fork")
-    ranks = [fork.Process(target=_rank, args=(rank, port, sharding, args, kwargs)) for rank in range(2)]
+    ranks = [
+        fork.Process(target=_rank, args=(rank, port, sharding, args, kwargs, target)) for rank in range(2)
+    ]
     for process in ranks:
         process.start()
+    deadline = time.monotonic() + timeout
     for process in ranks:
-        process.join(timeout=240)
-    assert [p.exitcode for p in ranks] == [0, 0]
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    hung = [p for p in ranks if p.exitcode is None]
+    for process in hung:
+        process.kill()
+    assert not hung, f"{len(hung)} rank(s) still running after {timeout} s"
+    assert tuple(p.exitcode for p in ranks) == exits
 
 
 def assert_same_run(one: Path, two: Path, names: list[str], steps: range) -> None:
@@ -81,6 +99,10 @@ def test_two_ranks_train_the_same_weights_as_one(
     # A small token budget: the ranks' slices cut into different numbers of micro-batches.
     two_ranks(sharding, tiny_model_dir, tmp_path, STEPS, 64, names)
     assert_same_run(one_rank, tmp_path, names, range(STEPS))
+    # FSDP2: rank 1 never read the model (meta-device init, rank 0's weights broadcast into the
+    # shards); DDP replicates, so each rank reads its own (the full fine-tune: its reference too).
+    loads = json.loads((tmp_path / "rank-1-loads.json").read_text())
+    assert len(loads) == (0 if sharding == "fsdp" else len(names))
 
 
 def test_two_ranks_resume_an_adam_checkpoint_like_one(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -102,3 +124,23 @@ def test_two_ranks_resume_an_adam_checkpoint_like_one(tiny_model_dir: Path, tmp_
         first_step=STEPS,
     )
     assert_same_run(tmp_path / "one", tmp_path / "two", ["lora"], later)
+
+
+def test_a_failure_on_one_rank_is_the_same_error_on_every_rank_or_ends_them_all(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Rank 1 alone cannot encode a line: both ranks answer the same invalid-request before any
+    model collective and go on training. Then rank 1 fails inside a forward pass: it ends (exit
+    1), and rank 0 learns of it at once and refuses everything after, instead of waiting in a
+    collective for 10 minutes."""
+    model = strict_model(tiny_model_dir, tmp_path)
+    started = time.monotonic()
+    two_ranks("fsdp", model, tmp_path, target=run_faults, timeout=90, exits=(0, 1))
+    assert time.monotonic() - started < 90
+    result = json.loads((tmp_path / "faults.json").read_text())
+    assert result["encode"]["code"] == "invalid-request"
+    assert result["encode"]["message"].startswith("batch example 5: cannot be encoded: ")
+    assert "System messages must come first" in result["encode"]["message"]
+    assert result["step0"]["examples"] == 6  # the ranks were still in step
+    assert "die" in result and result["failure"] is not None
+    assert result["failure"].startswith("train_step failed on rank 0")

@@ -194,7 +194,8 @@ def test_the_cli_serves_the_protocol(s3_config: S3Config, tiny_model_dir: Path, 
             ready = json.loads(stdout.readline())
         assert ready["event"] == "trainer-ready" and ready["models"] == ["tiny"]
         url = ready["url"]
-        assert httpx.get(f"{url}/health").json() == {"protocolVersion": 1, "sessions": 0, "models": ["tiny"]}
+        health = httpx.get(f"{url}/health").json()
+        assert health == {"protocolVersion": 1, "status": "ok", "sessions": 0, "models": ["tiny"]}
         created = httpx.post(f"{url}/v1/sessions", json={"protocolVersion": 1, "sessionId": "cli", **CONFIG})
         assert (created.status_code, created.json()["session"]["status"]) == (201, "ready")
     finally:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,115 @@ def test_a_checkpoint_without_its_weights_fails_the_open(tiny_model_dir: Path, t
     (tmp_path / "adapter_model.safetensors").unlink()
     with pytest.raises(ValueError, match="cannot resume"):
         Engine(tiny_model_dir, session_config(), CPU, 4096, (tmp_path, state))
+
+
+def _poison_first_gradient(e: Engine) -> None:
+    """An Inf in one gradient, as a bf16 overflow in backward gives, with a finite loss."""
+    e.params[0].register_hook(lambda grad: torch.full_like(grad, float("inf")))
+
+
+@pytest.mark.parametrize("adapter", [None, {"kind": "full"}])
+def test_a_non_finite_gradient_skips_the_update_and_is_reported(
+    tiny_model_dir: Path, tmp_path: Path, adapter: dict[str, Any] | None
+) -> None:
+    e = engine(tiny_model_dir, **({"adapter": adapter} if adapter else {}))
+    e.train_step(0, sft_batch(0), SFT, None)  # Adam has state to keep
+    before = trainable(e)
+    moments = {k: v.clone() for s in e.optimizer.state.values() for k, v in s.items() if k != "step"}
+    _poison_first_gradient(e)
+    metrics = e.train_step(1, grpo_batch(1), GRPO, None)
+    assert metrics["skipped"] == 1.0
+    assert math.isfinite(metrics["loss"])
+    assert not math.isfinite(metrics["gradNorm"])
+    after = trainable(e)
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert all(p.grad is None for p in e.params)  # zeroed, not carried into the next step
+    moments_after = {k: v for s in e.optimizer.state.values() for k, v in s.items() if k != "step"}
+    assert all(torch.equal(moments[k], moments_after[k]) for k in moments)
+    assert e.updates_done == 1
+    state = e.save(tmp_path)  # the checkpoint holds only finite values
+    assert state["updatesDone"] == 1
+    weights = load_file(tmp_path / ("adapter_model.safetensors" if adapter is None else "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    e = engine(tiny_model_dir)
+    with torch.no_grad():
+        e.params[0][0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        e.save(tmp_path)
+    assert not (tmp_path / "adapter_model.safetensors").exists()
+
+
+def test_resume_keeps_the_optimiser_state_with_the_new_hyperparameters(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    first = engine(tiny_model_dir)  # AdamW, betas (0.9, 0.99), weight decay 0.01
+    for step in range(2):
+        first.train_step(step, *batch_for(step), None)
+    state = first.save(tmp_path)
+    moments = {
+        n: s["exp_avg"].clone() for n, s in zip(trainable(first), first.optimizer.state.values(), strict=True)
+    }
+    new = {
+        "name": "adamw",
+        "learningRate": 1e-3,
+        "betas": [0.8, 0.95],
+        "weightDecay": 0.2,
+        "warmupSteps": 0,
+        "maxGradNorm": 1.0,
+    }
+    resumed = Engine(tiny_model_dir, session_config(optimizer=new), CPU, 4096, (tmp_path, state))
+    group = resumed.optimizer.param_groups[0]
+    assert (group["betas"], group["weight_decay"]) == ((0.8, 0.95), 0.2)
+    kept = {
+        n: s["exp_avg"] for n, s in zip(trainable(resumed), resumed.optimizer.state.values(), strict=True)
+    }
+    assert kept.keys() == moments.keys()
+    assert all(torch.equal(kept[n], moments[n]) for n in moments)
+    assert resumed.train_step(2, *batch_for(2), None)["learningRate"] == 1e-3
+
+
+def test_resume_refuses_another_optimiser_type(tiny_model_dir: Path, tmp_path: Path) -> None:
+    first = engine(tiny_model_dir, optimizer=SGD)
+    for step in range(2):
+        first.train_step(step, *batch_for(step), None)
+    state = first.save(tmp_path)
+    with pytest.raises(ValueError, match="optimizer.name: the checkpoint's optimiser is sgd"):
+        Engine(tiny_model_dir, session_config(), CPU, 4096, (tmp_path, state))
+
+
+def test_a_cut_grpo_completion_trains_no_end_of_turn_token(tiny_model_dir: Path) -> None:
+    """`finishReason: "length"`: the policy never sampled an ending, so none is in the loss."""
+    lines = [line.model_dump(exclude_none=True) for line in grpo_batch(0, 4)]
+    ended = [GrpoExample.model_validate({**line, "finishReason": "stop"}) for line in lines]
+    cut = [GrpoExample.model_validate({**line, "finishReason": "length"}) for line in lines]
+    legacy = [GrpoExample.model_validate(line) for line in lines]  # v1 lines before finishReason
+    e = engine(tiny_model_dir, optimizer=SGD)
+    stop_tokens = e.train_step(0, ended, GRPO, None)["tokens"]
+    assert e.train_step(1, legacy, GRPO, None)["tokens"] == stop_tokens
+    assert e.train_step(2, cut, GRPO, None)["tokens"] == stop_tokens - len(cut)
+    # The cut completion's log-probability leaves out the end-of-turn token's.
+    with_end, without = e.completion_log_probs([ended[0], cut[0]])
+    assert without > with_end
+
+
+@pytest.mark.parametrize("adapter", [None, {"kind": "full"}])
+def test_gradient_checkpointing_trains_the_same_weights(
+    tiny_model_dir: Path, adapter: dict[str, Any] | None
+) -> None:
+    extra = {"adapter": adapter} if adapter else {}
+    plain = engine(tiny_model_dir, optimizer=SGD, **extra)
+    checkpointed = Engine(
+        tiny_model_dir, session_config(optimizer=SGD, **extra), CPU, 4096, gradient_checkpointing=True
+    )
+    assert checkpointed.model.is_activation_checkpointing  # type: ignore[union-attr]
+    for step in range(2):
+        a = plain.train_step(step, *batch_for(step), None)
+        b = checkpointed.train_step(step, *batch_for(step), None)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
+    wa, wb = trainable(plain), trainable(checkpointed)
+    for name in wa:
+        torch.testing.assert_close(wb[name], wa[name], rtol=1e-5, atol=1e-6)

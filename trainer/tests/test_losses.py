@@ -73,3 +73,11 @@ def test_the_token_mean_does_not_depend_on_how_the_batch_is_cut() -> None:
     parts = losses.token_sum(values[:1], mask[:1], n) + losses.token_sum(values[1:], mask[1:], n)
     torch.testing.assert_close(whole, parts)
     torch.testing.assert_close(whole, (values * mask).sum() / mask.sum())
+
+
+def test_the_metric_entropy_in_chunks_is_the_entropy() -> None:
+    logits = torch.randn(37, 50, generator=torch.Generator().manual_seed(3)) * 4
+    whole = losses.token_entropy(logits)
+    for rows in (1, 8, 37, 100):
+        torch.testing.assert_close(losses.token_entropy_chunked(logits, rows), whole)
+    assert losses.token_entropy_chunked(logits[:0]).shape == (0,)

@@ -196,3 +196,12 @@ def test_responses_send_required_nulls_and_leave_unset_options_out() -> None:
         }
     )
     assert to_wire(saved)["step"] is None
+
+
+def test_grpo_lines_may_say_why_the_completion_ended() -> None:
+    base = '{"prompt": [{"role": "user", "content": "q"}], "completion": "a", "advantage": 1'
+    assert parse_line(GrpoExample, base + "}", 1).finishReason is None
+    assert parse_line(GrpoExample, base + ', "finishReason": "length"}', 1).finishReason == "length"
+    with pytest.raises(ProtocolError) as caught:
+        parse_line(GrpoExample, base + ', "finishReason": "cut"}', 3)
+    assert caught.value.message.startswith("batch line 3: finishReason: Input should be 'stop', 'length'")

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 from harness import BUCKET, FakeInference, Trainer, error_of, put_batch
 
 from spark_trainer.protocol import CheckpointMarker, GrpoExample, Loss, SessionConfig, SftExample
@@ -286,6 +287,116 @@ def test_a_non_finite_loss_fails_the_session(trainer: Trainer, store: ObjectStor
     state = trainer.get("/v1/sessions/run-1").json()
     assert (state["status"], state["lastAppliedStep"]) == ("failed", None)
     assert "run-1" not in runtime(trainer).engines
+
+
+def test_a_non_finite_gradient_is_an_applied_no_op_and_never_saved(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 2)
+    create(trainer)
+    assert step(trainer, 0, b[0]).json()["applied"] is True
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000000"
+    save(trainer, uri, step=0)
+    # An Inf in one gradient of the real model, as a bf16 overflow in backward gives.
+    param = runtime(trainer).engines["run-1"].params[0]
+    hook = param.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+    response = step(trainer, 1, b[1])
+    hook.remove()
+    body = response.json()
+    assert (response.status_code, body["applied"], body["metrics"]["skipped"]) == (200, True, 1)
+    assert "gradNorm" not in body["metrics"]  # JSON cannot carry it
+    assert updates_done(trainer) == 1, "the optimiser did not step"
+    state = trainer.get("/v1/sessions/run-1").json()
+    assert (state["status"], state["nextStep"]) == ("ready", 2)
+    # The weights are still step 0's: a checkpoint now holds the same adapter bytes.
+    again = f"s3://{BUCKET}/{prefix}/ck/step-000001"
+    assert save(trainer, again, step=1).json()["created"] is True
+    assert adapter_sha256(store, again) == adapter_sha256(store, uri)
+    assert step(trainer, 2, b[0]).json()["metrics"].get("skipped") is None
+
+
+def test_resume_keeps_the_optimiser_state_and_refuses_another_optimiser(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    b = batches(store, prefix, 3)
+    sgd = {**CONFIG["optimizer"], "name": "sgd", "learningRate": 0.1}
+    create(trainer, optimizer=sgd)
+    for i in range(2):
+        step(trainer, i, b[i])
+    uri = f"s3://{BUCKET}/{prefix}/ck/step-000001"
+    save(trainer, uri, step=1)
+    adamw = create(trainer, "run-2", resumeFrom=uri)  # CONFIG's optimiser is AdamW
+    assert (adamw.status_code, error_of(adamw)["code"]) == (409, "checkpoint-mismatch")
+    assert error_of(adamw)["message"].startswith("optimizer.name: ")
+    assert "sgd" in error_of(adamw)["message"]
+    other_settings = {**sgd, "learningRate": 0.01, "weightDecay": 0.1}
+    changed = create(trainer, "run-3", resumeFrom=uri, optimizer=other_settings)
+    assert changed.status_code == 201, changed.text
+    group = runtime(trainer).engines["run-3"].optimizer.param_groups[0]
+    assert group["weight_decay"] == 0.1
+    assert step(trainer, 2, b[2], session_id="run-3").json()["metrics"]["learningRate"] == 0.01
+
+
+def test_delete_closes_a_session_and_frees_its_model(
+    trainer: Trainer, store: ObjectStore, prefix: str
+) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    step(trainer, 0, b)
+    deleted = trainer.http.delete(f"{trainer.url}/v1/sessions/run-1")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"protocolVersion": 1, "sessionId": "run-1", "deleted": True}
+    assert "run-1" not in runtime(trainer).engines, "its model is freed"
+    assert error_of(trainer.get("/v1/sessions/run-1"))["code"] == "unknown-session"
+    again = trainer.http.delete(f"{trainer.url}/v1/sessions/run-1")
+    assert (again.status_code, error_of(again)["code"]) == (404, "unknown-session")
+    assert create(trainer).status_code == 201  # the ID is free again
+
+
+def test_idle_sessions_are_evicted(store: ObjectStore, tiny_model_dir: Path, tmp_path: Path) -> None:
+    models = {"tiny": tiny_model_dir}
+    idle = Trainer(lambda: FaultyRuntime(models), store, models, tmp_path / "publish", idle_timeout_s=0.5)
+    idle.start()
+    try:
+        create(idle, "kept")
+        create(idle, "left")
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:  # a session that is asked about stays
+            assert idle.get("/v1/sessions/kept").status_code == 200
+            time.sleep(0.05)
+        deadline = time.monotonic() + 20
+        while "left" in runtime(idle).engines:
+            assert time.monotonic() < deadline, "the idle session was not evicted"
+            time.sleep(0.05)
+        assert error_of(idle.get("/v1/sessions/left"))["code"] == "unknown-session"
+    finally:
+        idle.stop()
+
+
+def test_health_reports_ranks_out_of_step(trainer: Trainer, store: ObjectStore, prefix: str) -> None:
+    (b,) = batches(store, prefix, 1)
+    create(trainer)
+    healthy = trainer.get("/health")
+    assert (healthy.status_code, healthy.json()["status"]) == (200, "ok")
+    # What Runtime records when a command failed on some rank unagreed (see test_distributed).
+    runtime(trainer).failure = "train_step failed on rank 0: RuntimeError('Connection closed by peer')"
+    failed = trainer.get("/health")
+    assert failed.status_code == 503
+    assert failed.json()["status"] == "failed" and "Connection closed by peer" in failed.json()["error"]
+    refused = step(trainer, 0, b)
+    assert (refused.status_code, error_of(refused)["code"]) == (500, "internal")
+    assert "out of step" in error_of(refused)["message"]
+    runtime(trainer).failure = None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a working GPU")
+def test_device_cuda_refuses_to_start_without_a_gpu(tiny_model_dir: Path) -> None:
+    from spark_trainer.__main__ import main
+
+    with pytest.raises(ValueError, match="--device cuda: no working CUDA GPU here"):
+        Runtime({"tiny": tiny_model_dir}, device="cuda")
+    with pytest.raises(SystemExit, match="--device cuda: no working CUDA GPU here"):
+        main(["serve", "--port", "0", "--model", f"tiny={tiny_model_dir}", "--device", "cuda"])
 
 
 # -- checkpoints --------------------------------------------------------------------------------

@@ -97,3 +97,14 @@ def test_the_encoded_example_is_prompt_then_completion_then_end_of_turn(tiny_mod
 def test_short_completions_still_train_the_end_of_turn(tiny_model_dir: Path, completion: str) -> None:
     encoded = encode_example(load_tokenizer(tiny_model_dir), [{"role": "user", "content": "q"}], completion)
     assert encoded.completion_len == len(completion) + 1
+
+
+def test_a_completion_cut_at_the_token_limit_gets_no_end_of_turn(tiny_model_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_model_dir)
+    prompt = [{"role": "user", "content": "Count to ten."}]
+    ended = encode_example(tokenizer, prompt, "1 2 3", 0.5, spans((2, 1.0)))
+    cut = encode_example(tokenizer, prompt, "1 2 3", 0.5, spans((2, 1.0)), ended=False)
+    assert cut.input_ids == ended.input_ids[:-1]
+    assert end_of_turn_id(tokenizer) not in cut.input_ids[cut.prompt_len :]
+    assert cut.token_weights == ended.token_weights[:-1]
+    assert len(cut.token_weights) == cut.completion_len

@@ -20,7 +20,7 @@ import { planBatches, toSftExample } from './plan.js';
 import type { ObjectStore } from '../store/s3-store.js';
 import type { ActivityDeps } from '../deps.js';
 import { DatasetError, mapFailures } from '../temporal/failures.js';
-import { withHeartbeat } from '../temporal/heartbeat.js';
+import { activityCancellation, withHeartbeat } from '../temporal/heartbeat.js';
 
 /** One planned step: its batch in S3. */
 const PlannedStepSchema = z.object({ step: z.number().int(), epoch: z.number().int(), examples: z.number().int(), batch: z.object({ uri: z.string(), sha256: z.string(), bytes: z.number() }) });
@@ -184,7 +184,7 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
      */
     async trainSteps(input: TrainStepsInput): Promise<TrainStepsResult> {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         const manifest = BatchesManifestSchema.parse(await store.getJson(input.batchesManifestUri));
         if (input.to > manifest.steps.length) throw new DatasetError(`${input.batchesManifestUri} plans ${manifest.steps.length} steps; step ${input.to - 1} does not exist`);
         // A chunk committed before (a re-run, or a retry after the save) is read back, not trained again.
@@ -249,7 +249,7 @@ export function createTrainingActivities({ store }: Pick<ActivityDeps, 'store'>)
     /** Serves a committed checkpoint from an inference server under `modelName` (idempotent by name). */
     async publishModel(input: { trainerURL: string; sessionId: string; config: TrainStepsInput['config']; checkpointUri: string; inferenceBaseURL: string; modelName: string }) {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         await ensureSession(client, input.sessionId, input.config, [input.checkpointUri]);
         return client.publish(input.sessionId, { inferenceBaseURL: input.inferenceBaseURL, modelName: input.modelName, checkpointUri: input.checkpointUri });
       });

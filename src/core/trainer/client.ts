@@ -5,9 +5,10 @@
  */
 import type { z } from 'zod';
 import type {
-  CreateSessionRequest, CreateSessionResponse, PublishRequest, PublishResponse, SaveCheckpointRequest,
+  CreateSessionRequest, CreateSessionResponse, DeleteSessionResponse, PublishRequest, PublishResponse, SaveCheckpointRequest,
   SaveCheckpointResponse, SessionState, TrainerErrorCode, TrainStepRequest, TrainStepResponse,
 } from './protocol.js';
+import { createHttpFetch } from '../inference/http-fetch.js';
 import {
   parseProtocolMessage, TRAINER_ENDPOINTS, TRAINER_ERRORS, TRAINER_PROTOCOL_VERSION, TrainerErrorBodySchema,
 } from './protocol.js';
@@ -31,11 +32,23 @@ export class TrainerError extends Error {
 
 type Endpoint = keyof typeof TRAINER_ENDPOINTS;
 
+/**
+ * node:http with keep-alive, not the built-in fetch: undici gives up on a response whose headers
+ * take more than 5 minutes, and a full fine-tune's checkpoint or session load can take longer.
+ */
+const trainerFetch = createHttpFetch({ maxSockets: 64 });
+
 export class TrainerClient {
   /** Base URL without the version, e.g. http://127.0.0.1:8400 */
   readonly baseURL: string;
 
-  constructor(baseURL: string, private readonly timeoutMs = 10 * 60_000) {
+  /**
+   * `signal`: the activity's cancellation, which ends every wait. There is no fixed timeout
+   * unless `timeoutMs` is given: a request waits on its operation (a full fine-tune's checkpoint
+   * or session load can take longer than any fixed bound), and the activity's heartbeat and
+   * start-to-close timeouts decide when waiting is over.
+   */
+  constructor(baseURL: string, private readonly options: { signal?: AbortSignal; timeoutMs?: number } = {}) {
     this.baseURL = baseURL.replace(/\/+$/, '').replace(/\/v\d+$/, '');
   }
 
@@ -45,6 +58,11 @@ export class TrainerClient {
 
   getSession(sessionId: string): Promise<SessionState> {
     return this.call('getSession', sessionId, undefined);
+  }
+
+  /** Closes the session and frees its memory; afterwards it is `unknown-session`. */
+  deleteSession(sessionId: string): Promise<DeleteSessionResponse> {
+    return this.call('deleteSession', sessionId, undefined);
   }
 
   trainStep(sessionId: string, req: Omit<TrainStepRequest, 'protocolVersion'>): Promise<TrainStepResponse> {
@@ -59,19 +77,27 @@ export class TrainerClient {
     return this.call('publish', sessionId, { protocolVersion: TRAINER_PROTOCOL_VERSION, ...req });
   }
 
+  private signal(): AbortSignal | undefined {
+    const { signal, timeoutMs } = this.options;
+    const signals = [signal, timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
+    return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+  }
+
   private async call<E extends Endpoint>(name: E, sessionId: string | null, body: unknown): Promise<z.infer<(typeof TRAINER_ENDPOINTS)[E]['response']>> {
     const endpoint = TRAINER_ENDPOINTS[name];
     const url = `${this.baseURL}${endpoint.path.replace('{id}', encodeURIComponent(sessionId ?? ''))}`;
     let res: Response;
     try {
-      res = await fetch(url, {
+      res = await trainerFetch(url, {
         method: endpoint.method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        ...(this.signal() ? { signal: this.signal() } : {}),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = (err as Error).name === 'AbortError'
+        ? 'aborted: the activity was cancelled or timed out'
+        : (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code ?? (err as Error).message;
       throw new TrainerError('unavailable', `trainer ${this.baseURL} did not answer ${endpoint.method} ${endpoint.path} (${cause})`);
     }
     const text = await res.text();

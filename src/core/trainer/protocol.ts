@@ -202,6 +202,8 @@ export const SftExampleSchema = z
   .strict();
 export type SftExample = z.infer<typeof SftExampleSchema>;
 
+const GRPO_FINISH_REASONS = ['stop', 'length', 'content_filter', 'tool_calls', 'function_call', 'abort'] as const;
+
 /**
  * One line of a GRPO batch. The control plane computes advantages (group z-scores, SPARK's
  * step-level variants); the trainer only applies them. `stepAdvantages` puts a value on the
@@ -217,9 +219,23 @@ export const GrpoExampleSchema = z
       .min(1)
       .refine((spans) => spans.every((s, i) => i === 0 || s.end > spans[i - 1]!.end), 'step ends must increase')
       .optional(),
+    /**
+     * Why the sampler stopped: `stop` ended the turn (the trainer trains the end-of-turn token),
+     * `length` cut it at the token limit (no end-of-turn token: the policy never sampled one).
+     * Optional: lines without it are trained as ended, as before the field existed.
+     */
+    finishReason: z.enum(GRPO_FINISH_REASONS).optional(),
   })
   .strict();
 export type GrpoExample = z.infer<typeof GrpoExampleSchema>;
+
+/** The OpenAI finish reasons a GRPO line may carry (and vLLM's `abort`). */
+export type GrpoFinishReason = (typeof GRPO_FINISH_REASONS)[number];
+
+/** A sampler's finish reason as a GRPO line carries it; one outside the protocol's list is left out. */
+export function grpoFinishReason(reason: string): { finishReason?: GrpoFinishReason } {
+  return (GRPO_FINISH_REASONS as readonly string[]).includes(reason) ? { finishReason: reason as GrpoFinishReason } : {};
+}
 
 // ---------------------------------------------------------------------------------------------
 // POST /v1/sessions/{id}/checkpoints — save weights, optimiser state and the applied-step log.
@@ -298,6 +314,16 @@ export const PublishResponseSchema = z.object({
 export type PublishResponse = z.infer<typeof PublishResponseSchema>;
 
 // ---------------------------------------------------------------------------------------------
+// DELETE /v1/sessions/{id} — close a session and free its memory (afterwards: unknown-session).
+
+export const DeleteSessionResponseSchema = z.object({
+  protocolVersion: ProtocolVersionSchema,
+  sessionId: SessionIdSchema,
+  deleted: z.literal(true),
+});
+export type DeleteSessionResponse = z.infer<typeof DeleteSessionResponseSchema>;
+
+// ---------------------------------------------------------------------------------------------
 // Errors: every non-2xx response has this body.
 
 /** Each code with its HTTP status, and whether the same request may succeed when retried. */
@@ -350,6 +376,7 @@ export const TRAINER_ENDPOINTS = {
   saveCheckpoint: { method: 'POST', path: '/v1/sessions/{id}/checkpoints', request: SaveCheckpointRequestSchema, response: SaveCheckpointResponseSchema },
   publish: { method: 'POST', path: '/v1/sessions/{id}/publish', request: PublishRequestSchema, response: PublishResponseSchema },
   getSession: { method: 'GET', path: '/v1/sessions/{id}', request: null, response: SessionStateSchema },
+  deleteSession: { method: 'DELETE', path: '/v1/sessions/{id}', request: null, response: DeleteSessionResponseSchema },
 } as const;
 
 /** Every message schema by name, as docs/trainer-protocol.md labels its examples. */
@@ -363,6 +390,7 @@ export const TRAINER_PROTOCOL_SCHEMAS = {
   CheckpointMarker: CheckpointMarkerSchema,
   PublishRequest: PublishRequestSchema,
   PublishResponse: PublishResponseSchema,
+  DeleteSessionResponse: DeleteSessionResponseSchema,
   SessionState: SessionStateSchema,
   SftExample: SftExampleSchema,
   GrpoExample: GrpoExampleSchema,

@@ -23,6 +23,7 @@ import type { RolloutSummary } from '../rl/grpo.js';
 import type { CachePart, RecycledKind } from './cache.js';
 import { mean, std, stepName } from '../rl/grpo.js';
 import type { GrpoExample } from '../../core/trainer/protocol.js';
+import { grpoFinishReason } from '../../core/trainer/protocol.js';
 import { sampleWithRetry } from '../../core/inference/sample-store.js';
 import { readProblems } from '../../core/store/load-dataset.js';
 import type { ActivityDeps } from '../../core/deps.js';
@@ -129,10 +130,10 @@ export function createCoEvolveActivities({ store, inference }: ActivityDeps) {
           samplesReused += out.samplesReused;
           const rewards = out.samples.map((s) => recycledReward(item, s.text));
           done++;
-          return { item, messages, texts: out.samples.map((s) => s.text), rewards, advantages: groupAdvantages(rewards) };
+          return { item, messages, texts: out.samples.map((s) => s.text), finishReasons: out.samples.map((s) => s.finishReason), rewards, advantages: groupAdvantages(rewards) };
         })), () => ({ step, itemsDone: done }));
 
-        const lines = groups.flatMap((g) => g.texts.map((completion, i) => JSON.stringify({ prompt: g.messages, completion, advantage: g.advantages[i]! } satisfies GrpoExample)));
+        const lines = groups.flatMap((g) => g.texts.map((completion, i) => JSON.stringify({ prompt: g.messages, completion, advantage: g.advantages[i]!, ...grpoFinishReason(g.finishReasons[i]!) } satisfies GrpoExample)));
         const request = await storeGrpoBatch(store, input, step, lines);
         const rewards = groups.flatMap((g) => g.rewards);
         const judging: NonNullable<RolloutSummary['judging']> = {};

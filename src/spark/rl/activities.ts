@@ -22,6 +22,7 @@ import type { RlMetricsRow, RolloutSummary } from './grpo.js';
 import type { ObjectStore } from '../../core/store/s3-store.js';
 import { batchIndices, mean, std, stepName } from './grpo.js';
 import type { GrpoExample, Loss, SessionConfig } from '../../core/trainer/protocol.js';
+import { grpoFinishReason } from '../../core/trainer/protocol.js';
 import { sampleWithRetry } from '../../core/inference/sample-store.js';
 import { readProblems } from '../../core/store/load-dataset.js';
 import type { ActivityDeps } from '../../core/deps.js';
@@ -235,7 +236,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
           callsMade += out.callsMade;
           samplesReused += out.samplesReused;
           const reference = referenceAnswer(prompt.reference);
-          const rollouts = await Promise.all(out.samples.map(async (sample): Promise<RolloutForReward & { text: string; prmUnreadable: boolean }> => {
+          const rollouts = await Promise.all(out.samples.map(async (sample): Promise<RolloutForReward & { text: string; finishReason: string; prmUnreadable: boolean }> => {
             const gate = formatGate(sample.text);
             let judged: RolloutForReward['prm'] = null;
             let prmUnreadable = false;
@@ -256,6 +257,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
             }
             return {
               text: sample.text,
+              finishReason: sample.finishReason,
               gate,
               prm: judged,
               prmUnreadable,
@@ -270,12 +272,13 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
 
         // The GRPO batch: every rollout as the policy wrote it (gated ones too, with their 0 reward).
         const lines: string[] = [];
-        const all: { r: RolloutForReward & { text: string; prmUnreadable: boolean }; w: RolloutReward }[] = [];
+        const all: { r: RolloutForReward & { text: string; finishReason: string; prmUnreadable: boolean }; w: RolloutReward }[] = [];
         for (const g of groups) {
           g.rollouts.forEach((r, i) => {
             const w = g.rewards[i]!;
             all.push({ r, w });
-            const example: GrpoExample = { prompt: g.messages, completion: r.text, advantage: w.advantage, ...(w.stepAdvantages ? { stepAdvantages: w.stepAdvantages } : {}) };
+            // finishReason: a rollout cut at maxTokens trains no end-of-turn token it never sampled.
+            const example: GrpoExample = { prompt: g.messages, completion: r.text, advantage: w.advantage, ...(w.stepAdvantages ? { stepAdvantages: w.stepAdvantages } : {}), ...grpoFinishReason(r.finishReason) };
             lines.push(JSON.stringify(example));
           });
         }
@@ -328,7 +331,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
      */
     async rlTrainStep(input: RlTrainStepInput): Promise<RlTrainStepResult> {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         const progress = { step: input.step, replaying: null as number | null };
         return withHeartbeat(async () => {
           const { session } = await ensureTrainerSession(store, client, input.sessionId, input.session, input.resumeCandidates);
@@ -370,7 +373,7 @@ export function createRlActivities({ store, inference }: ActivityDeps, hooks: Rl
     /** Serves a committed checkpoint again (the inference server restarted and forgot it). */
     async republishPolicy(input: { trainerURL: string; sessionId: string; session: Omit<SessionConfig, 'resumeFrom'>; checkpoint: string; inferenceBaseURL: string; modelName: string }): Promise<string> {
       return mapFailures(async () => {
-        const client = new TrainerClient(input.trainerURL);
+        const client = new TrainerClient(input.trainerURL, { signal: activityCancellation() });
         await ensureTrainerSession(store, client, input.sessionId, input.session, [input.checkpoint]);
         return (await client.publish(input.sessionId, { inferenceBaseURL: input.inferenceBaseURL, modelName: input.modelName, checkpointUri: input.checkpoint })).modelName;
       });

@@ -12,6 +12,11 @@ const KEY_PREFIX = /^[^/].*[^/]$|^[^/]$/;
 const DEFAULT_OPTIMIZER = { name: 'adamw' as const, learningRate: 1e-6, betas: [0.9, 0.999] as [number, number], weightDecay: 0, warmupSteps: 0, maxGradNorm: 1 };
 const DEFAULT_ADAPTER = { kind: 'lora' as const, rank: 32, alpha: 64, targetModules: ['all-linear'] };
 
+/** Why GRPO rollouts are sampled at temperature 1 without top-p (D2 of issue 21). */
+const RAW_LOGITS = 'trainer protocol v1 scores rollouts with raw logits, so another value would train on another distribution than the one sampled';
+/** A number that must be 1 (a number, not the literal type, so typed inputs built in code still compile). */
+const onlyOne = z.number().min(1, { error: `must be 1 for GRPO rollouts (${RAW_LOGITS})` }).max(1, { error: `must be 1 for GRPO rollouts (${RAW_LOGITS})` });
+
 /** The fields of a GRPO run, shared by `rlTrain` and `coEvolve`. */
 export const grpoRunShape = {
     runName: RunNameSchema,
@@ -24,10 +29,16 @@ export const grpoRunShape = {
       endpoint: InferenceEndpointSchema,
       /** The base model's name on that server (rollouts before the first publish). */
       model: z.string().min(1),
+      /**
+       * Rollout sampling. Trainer protocol v1 scores rollouts with raw logits (temperature 1, no
+       * nucleus): any other temperature or topP would make the policy gradient, the KL and the
+       * entropy those of another distribution than the one sampled, so both must be 1 until the
+       * protocol carries them.
+       */
       sampling: z
         .object({
-          temperature: z.number().min(0).max(2).default(1),
-          topP: z.number().gt(0).max(1).default(1),
+          temperature: onlyOne.default(1),
+          topP: onlyOne.default(1),
           maxTokens: z.number().int().positive().default(2048),
         })
         .default({ temperature: 1, topP: 1, maxTokens: 2048 }),

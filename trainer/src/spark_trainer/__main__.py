@@ -34,6 +34,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .runtime import Runtime
 
+# How long a trainer whose ranks are out of step keeps answering /health (503) before it exits.
+FAILED_GRACE_S = 5.0
+# Kept here, not imported from sessions.py, so `--help` does not import torch.
+DEFAULT_IDLE_TIMEOUT_S = 6 * 3600.0
+
 
 def _model(value: str) -> tuple[str, Path]:
     name, sep, directory = value.partition("=")
@@ -94,7 +99,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="variable holding the inference server's API key (vLLM's --api-key), sent when publishing",
     )
-    serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    serve.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="cpu, or cuda (refuses to start without a working GPU); default: cuda when present",
+    )
+    serve.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close sessions no request touched for this long, freeing their memory (0: never)",
+    )
+    serve.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in backward (less memory for long sequences, about 30%% more compute)",
+    )
     serve.add_argument(
         "--micro-batch-tokens",
         type=int,
@@ -168,7 +190,15 @@ def serve(args: argparse.Namespace) -> None:
     _inference_api_key(args)
     rank = int(os.environ.get("RANK", "0"))
     # Every rank builds the runtime (the collectives need all of them); only rank 0 speaks HTTP.
-    runtime = Runtime(models, device=args.device, micro_batch_tokens=args.micro_batch_tokens)
+    try:
+        runtime = Runtime(
+            models,
+            device=args.device,
+            micro_batch_tokens=args.micro_batch_tokens,
+            gradient_checkpointing=args.gradient_checkpointing,
+        )
+    except ValueError as err:  # a bad --device: said before anything loads
+        raise SystemExit(str(err)) from None
     if rank != 0:
         runtime.follow()
         return
@@ -176,6 +206,9 @@ def serve(args: argparse.Namespace) -> None:
         asyncio.run(_serve_http(args, runtime, models))
     finally:
         runtime.shutdown()
+    if runtime.failure is not None:
+        # Ends this process with an error, so torchrun (or the orchestrator) ends the other ranks.
+        raise SystemExit(f"the trainer's ranks are out of step: {runtime.failure}")
 
 
 def _server_class() -> type:
@@ -205,6 +238,7 @@ async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[s
         args.publish_dir.resolve(),
         scratch_dir=args.scratch_dir,
         inference_api_key=_inference_api_key(args),
+        idle_timeout_s=args.session_idle_timeout or None,
     )
     # Bound before serving, so that `--port 0` can say which port it got.
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
@@ -236,9 +270,19 @@ async def _serve_http(args: argparse.Namespace, runtime: Runtime, models: dict[s
             await asyncio.sleep(0.05)
         print(json.dumps(ready), flush=True)
 
+    async def watch_ranks() -> None:
+        # A rank that failed mid-step leaves the process group unusable: answer /health with 503
+        # for a moment (the failed request has its answer), then end the server and the process.
+        while runtime.failure is None:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(FAILED_GRACE_S)
+        stop()
+
     announcer = asyncio.create_task(announce())
+    watcher = asyncio.create_task(watch_ranks())
     await server.serve(sockets=[sock])
     announcer.cancel()
+    watcher.cancel()
 
 
 if __name__ == "__main__":

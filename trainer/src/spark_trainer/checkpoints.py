@@ -110,6 +110,21 @@ def check_compatible(marker: CheckpointMarker, config: SessionConfig, uri: str, 
         )
 
 
+def check_optimizer(
+    marker: CheckpointMarker, engine_state: dict[str, Any], config: SessionConfig, uri: str
+) -> None:
+    """A resume keeps the checkpoint's optimiser state and takes the new session's hyperparameters
+    (learning rate, betas, weight decay, warm-up, clipping); another optimiser cannot take that
+    state (Adam's moments mean nothing to SGD), so it is refused, unless no update was made yet."""
+    theirs, ours = marker.config.optimizer.name, config.optimizer.name
+    if theirs != ours and int(engine_state.get("updatesDone", 0)) > 0:
+        raise ProtocolError(
+            "checkpoint-mismatch",
+            f"optimizer.name: {uri} holds the state of a {theirs} optimiser, this session asks for "
+            f"{ours}; resume with {theirs} (its other settings may change) or start from the base model",
+        )
+
+
 def _dump(model: BaseModel) -> Any:
     return model.model_dump(mode="json", exclude_none=True)
 

@@ -6,14 +6,16 @@ micro-batch is divided by the global loss-token count, all-reduced before the fi
 the step does not depend on how the batch is cut or on how many ranks share it.
 
 The KL reference is the base model: for LoRA the same model inside peft's `disable_adapter()`
-(no second copy), for a full fine-tune a frozen copy (twice the weights' memory). On GPU a LoRA
-base is bf16 and its adapter fp32 (peft's default); a full fine-tune keeps fp32 weights and
-optimiser state and computes in bf16 under autocast, its reference copy in bf16.
+(no second copy), for a full fine-tune a frozen copy read in bf16 on GPU. On GPU a LoRA base is
+bf16 and its adapter fp32 (peft's default); a full fine-tune keeps fp32 weights and optimiser
+state and computes in bf16 under autocast (under FSDP2 its parameters are gathered in bf16).
+
+Under FSDP2 on several ranks no rank materialises the whole model on its device: the model is
+built on the meta device, sharded, and filled from rank 0's host copy (`rank0_into_shards`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Sequence
@@ -34,19 +36,24 @@ from torch.distributed.checkpoint.state_dict import (
 from . import losses
 from .batching import MicroBatch, collate, empty_micro_batch, micro_batches, rank_slice
 from .distributed import (
+    AgreedFailure,
     DistContext,
+    agree,
     all_reduce,
     broadcast_command,
     broadcast_parameters,
+    enable_gradient_checkpointing,
     gradient_sync,
+    loads_on_rank0,
+    rank0_into_shards,
     shard,
     step_seed,
     unwrap,
 )
-from .models import load_model, load_tokenizer
+from .models import default_dtype, load_model, load_tokenizer, meta_model
 from .optim_state import load_optimizer_state, save_optimizer_state
-from .protocol import GrpoExample, GrpoLoss, Loss, Optimizer, SessionConfig, SftExample
-from .tokens import EncodedExample, encode_example, end_of_turn_id
+from .protocol import GrpoExample, GrpoLoss, Loss, Optimizer, ProtocolError, SessionConfig, SftExample
+from .tokens import EncodedExample, encode_example, end_of_turn_id, ended_turn
 
 # The learning tests' negative control (`SPARK_TRAINER_TEST_NEGATE_ADVANTAGES=1`): every GRPO
 # advantage is trained with its sign flipped, so a run that still "improves" shows a broken test.
@@ -94,6 +101,30 @@ def lora_config(config: SessionConfig) -> LoraConfig:
     )
 
 
+def check_same_optimizer(engine_state: dict[str, Any], name: str) -> None:
+    """A resumed session keeps the checkpoint's optimiser state with its own hyperparameters; that
+    only makes sense for the same optimiser (Adam's moments mean nothing to SGD, and back)."""
+    saved = engine_state.get("optimizer")
+    if saved is not None and saved != name and int(engine_state.get("updatesDone", 0)) > 0:
+        raise AgreedFailure(
+            f"optimizer.name: the checkpoint's optimiser is {saved}, this session's is {name}; "
+            f"resume with {saved} (learning rate, betas, weight decay and warm-up may change) "
+            "or start a new run"
+        )
+
+
+def non_finite_tensors(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """Names of the tensors in a (nested) state dict that hold an Inf or a NaN."""
+    bad: list[str] = []
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            bad += non_finite_tensors(value, prefix=f"{prefix}{name}.")
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                bad.append(f"{prefix}{name}")
+    return bad
+
+
 class Engine:
     def __init__(
         self,
@@ -102,6 +133,8 @@ class Engine:
         ctx: DistContext,
         micro_batch_tokens: int,
         resume: tuple[Path, dict[str, Any]] | None = None,
+        *,
+        gradient_checkpointing: bool = False,
     ) -> None:
         self.config = config
         self.ctx = ctx
@@ -115,35 +148,76 @@ class Engine:
         # A full fine-tune keeps fp32 master weights (bf16 cannot hold updates of 1e-6 relative
         # size) and computes in bf16 under autocast on GPU; LoRA trains fp32 adapters on bf16 bases.
         on_gpu = ctx.device.type == "cuda"
-        model = load_model(model_dir, ctx.device, torch.float32 if not self.lora else None)
-        model.config.use_cache = False
         self.compute_dtype = torch.bfloat16 if on_gpu else None
-        self.reference: torch.nn.Module | None = None
-        # The adapter's random init is seeded alike on every rank, apart from the step stream.
-        devices = [ctx.device] if ctx.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(step_seed(config.seed, -1, 0))
-            if self.lora:
-                model = get_peft_model(model, lora_config(config))
-                # The name the control plane knows the base by; a local path means nothing elsewhere.
-                model.peft_config["default"].base_model_name_or_path = config.baseModel
-            else:
-                reference = copy.deepcopy(model).requires_grad_(False).eval()
-                self.reference = reference.to(torch.bfloat16) if on_gpu else reference
+        self.gradient_checkpointing = gradient_checkpointing
+        weights_dtype = torch.float32 if not self.lora else default_dtype(ctx.device)
+        reference_dtype = torch.bfloat16 if on_gpu else torch.float32
         self.updates_done = int(resume[1].get("updatesDone", 0)) if resume is not None else 0
-        optimizer_state = self._read_checkpoint(model, resume[0]) if resume is not None else None
-        broadcast_parameters(model, ctx)
-        model.train()
-        self.model = shard(model, ctx)
+        if resume is not None:
+            check_same_optimizer(resume[1], config.optimizer.name)
+        self.reference: torch.nn.Module | None = None
+        if loads_on_rank0(model_dir, ctx):
+            # FSDP2 on many ranks: no rank puts the whole model on its GPU. Every rank builds the
+            # model on the meta device and shards it; rank 0 alone reads the weights into host
+            # memory and broadcasts them into the shards (as verl and torchtitan do).
+            source = self._build(load_model(model_dir, "cpu", weights_dtype)) if ctx.leader else None
+            if not self.lora:
+                # The reference is the base model, in bf16 on GPU: read before any checkpoint.
+                self.reference = rank0_into_shards(
+                    meta_model(model_dir, reference_dtype), source, ctx, trainable=False
+                )
+            optimizer_state = self._read_checkpoint(source, resume[0]) if resume is not None else None
+            self.model = rank0_into_shards(
+                self._build(meta_model(model_dir, weights_dtype)),
+                source,
+                ctx,
+                trainable=True,
+                mixed_precision=on_gpu and not self.lora,
+            )
+            del source
+        else:
+            model = self._build(load_model(model_dir, ctx.device, weights_dtype))
+            if not self.lora:
+                # Read again in the reference's dtype: a copy of the fp32 weights would first
+                # put a second fp32 model on the GPU.
+                self.reference = load_model(model_dir, ctx.device, reference_dtype)
+                self.reference.requires_grad_(False).eval()
+            optimizer_state = self._read_checkpoint(model, resume[0]) if resume is not None else None
+            broadcast_parameters(model, ctx)
+            model.train()
+            self.model = shard(model, ctx)
+            if self.reference is not None:
+                self.reference = shard(self.reference, ctx, trainable=False)
         if self.reference is not None:
-            self.reference = shard(self.reference, ctx, trainable=False)
+            self.reference.config.use_cache = False  # type: ignore[union-attr]
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.params, config.optimizer)
         if resume is not None and self._has_optimizer_state():
+            # torch's load replaces the param groups with the checkpoint's: keep its state (the
+            # moments) but this session's hyperparameters, which may change on resume.
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
             options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=ctx.world > 1)
             set_optimizer_state_dict(
                 self.model, self.optimizer, optim_state_dict=optimizer_state or {}, options=options
             )
+            for group, mine in zip(self.optimizer.param_groups, settings, strict=True):
+                group.update(mine)
+
+    def _build(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The base model made into this session's: the LoRA adapter (its random init seeded
+        alike on every rank, apart from the step stream), no KV cache."""
+        model.config.use_cache = False  # type: ignore[union-attr]
+        if not self.lora:
+            return model
+        devices = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step_seed(self.config.seed, -1, 0))
+            peft_model = get_peft_model(model, lora_config(self.config))  # type: ignore[arg-type]
+        # The name the control plane knows the base by; a local path means nothing elsewhere.
+        peft_model.peft_config["default"].base_model_name_or_path = self.config.baseModel
+        return peft_model
 
     # ---- training -------------------------------------------------------------------------
 
@@ -153,10 +227,12 @@ class Engine:
         """One forward-backward and one optimiser step. Metrics: `loss` (token-mean over the
         batch), `tokens` (loss tokens: completions plus their end-of-turn tokens), `examples`,
         `learningRate` (the rate used), `gradNorm` (before clipping); GRPO adds the token-means
-        `kl` (the chosen estimator), `entropy` and `clipFraction`."""
+        `kl` (the chosen estimator), `entropy` and `clipFraction`. A non-finite gradient norm
+        skips the optimiser update (weights and optimiser state untouched, gradients zeroed) and
+        adds `skipped: 1`; `gradNorm` is then NaN (left out on the wire)."""
         ctx = self.ctx
         torch.manual_seed(step_seed(self.config.seed, step, ctx.rank))  # dropout, exact on resume
-        mine = [self._encode(examples[i], loss) for i in rank_slice(len(examples), ctx.rank, ctx.world)]
+        mine = self._prepare(examples, loss)
         groups = micro_batches([len(e.input_ids) for e in mine], self.micro_batch_tokens)
         n_tokens, n_examples = all_reduce(ctx, [sum(e.completion_len for e in mine), len(mine)])
         (n_micro,) = all_reduce(ctx, [len(groups)], op="max")
@@ -180,11 +256,18 @@ class Engine:
             if learning_rate is not None
             else scheduled_learning_rate(self.config.optimizer, self.updates_done)
         )
-        for group in self.optimizer.param_groups:
-            group["lr"] = rate
-        self.optimizer.step()
+        # An Inf/NaN gradient (a bf16 overflow in backward) would make every weight NaN, and a
+        # NaN checkpoint would then be published and resumed from. The norm is global (the same
+        # on every rank), so every rank skips alike; the step still counts as applied, reported
+        # with `skipped: 1`, so the control plane moves on instead of replaying it forever.
+        skipped = not math.isfinite(grad_norm)
+        if not skipped:
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+            self.optimizer.step()
+            # Counts updates, not steps: warm-up and Adam's bias correction see only real updates.
+            self.updates_done += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.updates_done += 1
 
         keys = list(sums)
         reduced = dict(zip(keys, all_reduce(ctx, [sums[k] for k in keys]), strict=True))
@@ -202,6 +285,8 @@ class Engine:
                 "entropy": reduced["entropy"] / count,
                 "clipFraction": reduced["clipped"] / count,
             }
+        if skipped:
+            metrics["skipped"] = 1.0
         return metrics
 
     @torch.no_grad()
@@ -210,12 +295,32 @@ class Engine:
         (one rank: a diagnostic for tests and evaluations, not a collective)."""
         out = []
         for example in examples:
-            encoded = encode_example(self.tokenizer, example.prompt, example.completion)
+            ended = ended_turn(example.finishReason) if isinstance(example, GrpoExample) else True
+            encoded = encode_example(self.tokenizer, example.prompt, example.completion, ended=ended)
             batch = collate([encoded], self.pad_id, self.ctx.device)
             where = batch.loss_mask.bool()
             log_probs = losses.token_log_probs(self._policy_logits(batch)[where], batch.targets[where])
             out.append(float(log_probs.sum().item()))
         return out
+
+    def _prepare(self, examples: Sequence[SftExample | GrpoExample], loss: Loss) -> list[EncodedExample]:
+        """This rank's slice, encoded. Each rank encodes only its own examples, so a line that
+        cannot be encoded (a chat template that refuses its roles, say) may fail on one rank
+        alone: the ranks agree on the outcome before any model collective, and every rank raises
+        the same `invalid-request`, instead of the others waiting in NCCL for the one that left."""
+        indices = rank_slice(len(examples), self.ctx.rank, self.ctx.world)
+        encoded: list[EncodedExample] = []
+        error: str | None = None
+        for i in indices:
+            try:
+                encoded.append(self._encode(examples[i], loss))
+            except Exception as exc:  # any encoding error is the line's: reported on every rank below
+                error = f"batch example {i + 1}: cannot be encoded: {type(exc).__name__}: {exc}"
+                break
+        error = agree(self.ctx, error)
+        if error is not None:
+            raise ProtocolError("invalid-request", error)
+        return encoded
 
     def _encode(self, example: SftExample | GrpoExample, loss: Loss) -> EncodedExample:
         if loss.kind == "grpo":
@@ -229,6 +334,7 @@ class Engine:
                 sign * example.advantage,
                 [s.model_copy(update={"advantage": sign * s.advantage}) for s in example.stepAdvantages or []]
                 or None,
+                ended=ended_turn(example.finishReason),
             )
         return encode_example(self.tokenizer, example.prompt, example.completion)
 
@@ -250,11 +356,12 @@ class Engine:
             return total, {"loss": total.item()}
         with torch.no_grad():
             ref_log_probs = losses.token_log_probs(self._reference_logits(batch)[where], targets)
+        # With a coefficient the entropy is in the loss and needs its graph; else it is only a
+        # metric, computed in chunks without one.
         if loss.entropyCoefficient > 0:
             entropy = losses.token_entropy(logits)
         else:
-            with torch.no_grad():
-                entropy = losses.token_entropy(logits.detach())
+            entropy = losses.token_entropy_chunked(logits.detach())
         parts = losses.grpo_loss(
             log_probs,
             # π_old: this request's own forward before the update (one update per request).
@@ -313,23 +420,43 @@ class Engine:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=self.lora)
         weights = get_model_state_dict(self.model, options=options)
         optimizer = self._optimizer_state()
+        error: str | None = None
         if self.ctx.leader:
-            directory.mkdir(parents=True, exist_ok=True)
-            model = unwrap(self.model)
-            if self.lora:
-                # save_embedding_layers=False: "auto" would look the base model up on a hub.
-                model.save_pretrained(directory, state_dict=weights, save_embedding_layers=False)  # type: ignore[operator]
-            else:
-                if getattr(model.config, "tie_word_embeddings", False):
-                    # gathered shards no longer share storage: drop the tied copy, as one rank does
-                    weights.pop("lm_head.weight", None)
-                model.save_pretrained(directory, state_dict=weights, safe_serialization=True)  # type: ignore[operator]
-            if self.lora:
-                (directory / "README.md").unlink(missing_ok=True)  # peft's model card: not ours
-            else:
-                self.tokenizer.save_pretrained(directory)  # a full checkpoint is a servable model folder
-            save_optimizer_state(optimizer, directory / OPTIMIZER_FILE)
+            try:
+                self._write(directory, weights, optimizer)
+            except Exception as exc:  # rank 0's own I/O: every rank learns of it below
+                error = f"{type(exc).__name__}: {exc}"
+        # The ranks are past every collective of the save, so a failure here is agreed, not fatal.
+        error = broadcast_command(self.ctx, error)
+        if error is not None:
+            raise AgreedFailure(f"checkpoint not saved: {error}")
         return self.engine_state()
+
+    def _write(self, directory: Path, weights: dict[str, Any], optimizer: dict[str, Any]) -> None:
+        """Rank 0: the gathered weights and optimiser state into `directory`."""
+        # The last guard of "nothing non-finite is ever saved or published": a checkpoint is
+        # what the inference server loads and what recovery resumes from.
+        bad = non_finite_tensors(weights) + non_finite_tensors(optimizer["state"], prefix="optimizer ")
+        if bad:
+            raise ValueError(
+                f"refusing to save a checkpoint with non-finite values in {', '.join(bad[:3])}"
+                + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        model = unwrap(self.model)
+        if self.lora:
+            # save_embedding_layers=False: "auto" would look the base model up on a hub.
+            model.save_pretrained(directory, state_dict=weights, save_embedding_layers=False)  # type: ignore[operator]
+        else:
+            if getattr(model.config, "tie_word_embeddings", False):
+                # gathered shards no longer share storage: drop the tied copy, as one rank does
+                weights.pop("lm_head.weight", None)
+            model.save_pretrained(directory, state_dict=weights, safe_serialization=True)  # type: ignore[operator]
+        if self.lora:
+            (directory / "README.md").unlink(missing_ok=True)  # peft's model card: not ours
+        else:
+            self.tokenizer.save_pretrained(directory)  # a full checkpoint is a servable model folder
+        save_optimizer_state(optimizer, directory / OPTIMIZER_FILE)
 
     def engine_state(self) -> dict[str, Any]:
         spec = self.config.optimizer
@@ -343,6 +470,8 @@ class Engine:
             # No RNG state to carry: each step reseeds from (seed, step, rank).
             "rng": {"kind": "per-step", "seed": self.config.seed, "derivation": "sha256(seed, step, rank)"},
             "worldSize": self.ctx.world,
+            # Read on resume: another optimiser's state cannot be carried over (D3).
+            "optimizer": self.config.optimizer.name,
         }
 
     def _load_weights(self, target: torch.nn.Module, directory: Path) -> None:
@@ -393,7 +522,7 @@ class Engine:
         decided alike on every rank without reading the file."""
         return self.updates_done > 0 and self.config.optimizer.name != "sgd"
 
-    def _read_checkpoint(self, model: torch.nn.Module, directory: Path) -> dict[str, Any] | None:
+    def _read_checkpoint(self, model: torch.nn.Module | None, directory: Path) -> dict[str, Any] | None:
         """Rank 0 loads the weights into the unsharded model and reads the optimiser state; every
         rank learns whether that worked, so a bad checkpoint fails the open on all ranks alike
         instead of leaving the others waiting in a collective."""
@@ -401,6 +530,7 @@ class Engine:
         error: str | None = None
         if self.ctx.leader:
             try:
+                assert model is not None
                 self._load_weights(model, directory)
                 if self._has_optimizer_state():
                     state = load_optimizer_state(directory / OPTIMIZER_FILE)
@@ -408,7 +538,7 @@ class Engine:
                 error = f"{type(exc).__name__}: {exc}"
         error = broadcast_command(self.ctx, error)
         if error is not None:
-            raise ValueError(f"cannot resume from the checkpoint at {directory}: {error}")
+            raise AgreedFailure(f"cannot resume from the checkpoint at {directory}: {error}")
         return state
 
     def close(self) -> None:

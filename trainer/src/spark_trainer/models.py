@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
@@ -19,6 +20,28 @@ def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def require_device(device: str | None) -> torch.device:
+    """The device a server runs on, checked at start: `cuda` must be a working GPU (a CUDA that
+    does not load must not mean hours of training on the CPU), `cpu` is the CPU, None picks."""
+    if device is None:
+        return pick_device(None)
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device: cpu or cuda, got {device!r}")
+    if device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError(
+            "--device cuda: no working CUDA GPU here (torch.cuda.is_available() is false: "
+            f"torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+            "check the driver and CUDA_VISIBLE_DEVICES, or pass --device cpu"
+        )
+    try:
+        torch.ones(1, device="cuda").add_(1).item()
+    except Exception as err:  # a driver that loads but cannot run a kernel
+        raise ValueError(f"--device cuda: the GPU does not run a kernel: {err}") from err
+    return torch.device("cuda")
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -70,3 +93,12 @@ def load_model(
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
     return model.to(dev)
+
+
+def meta_model(directory: Path | str, dtype: torch.dtype) -> PreTrainedModel:
+    """The folder's model architecture on the meta device: shapes and dtypes, no memory. Its
+    weights come later (`distributed.rank0_into_shards`)."""
+    config = AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model

@@ -215,13 +215,19 @@ class StepAdvantage(Strict):
     advantage: float
 
 
+# OpenAI's finish reasons (and vLLM's `abort`): `stop` ended the turn, `length` cut it at the token limit.
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "function_call", "abort"]
+
+
 class GrpoExample(Strict):
     prompt: Annotated[list[ChatMessage], Field(min_length=1)]
     completion: str
     advantage: float
     stepAdvantages: Annotated[list[StepAdvantage], Field(min_length=1)] | None = None
+    # Optional, so lines written before it still parse (and train the end-of-turn token, as then).
+    finishReason: FinishReason | None = None
 
-    _spans = _not_null("stepAdvantages")
+    _spans = _not_null("stepAdvantages", "finishReason")
 
     @field_validator("stepAdvantages")
     @classmethod
@@ -282,6 +288,12 @@ class PublishResponse(Lenient):
     loraPath: str
     checkpointUri: str
     step: StepNumber | None
+
+
+class DeleteSessionResponse(Lenient):
+    protocolVersion: ProtocolVersion
+    sessionId: str
+    deleted: Literal[True]
 
 
 ErrorCode = Literal[
@@ -352,6 +364,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "CheckpointMarker": CheckpointMarker,
     "PublishRequest": PublishRequest,
     "PublishResponse": PublishResponse,
+    "DeleteSessionResponse": DeleteSessionResponse,
     "SessionState": SessionState,
     "SftExample": SftExample,
     "GrpoExample": GrpoExample,

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .distributed import DistContext, broadcast_command, init_distributed
+from .distributed import AgreedFailure, DistContext, broadcast_command, init_distributed
 from .engine import Engine
-from .models import pick_device
+from .models import require_device
 from .protocol import GrpoExample, Loss, ProtocolError, SessionConfig, SftExample
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,36 @@ log = logging.getLogger(__name__)
 SHUTDOWN = "shutdown"
 
 
+class RankFailed(SystemExit):
+    """Ends a rank > 0 whose command failed unagreed (exit status 1): see `Runtime.follow`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+
 class Runtime:
     def __init__(
-        self, models: dict[str, Path], *, device: str | None = None, micro_batch_tokens: int = 4096
+        self,
+        models: dict[str, Path],
+        *,
+        device: str | None = None,
+        micro_batch_tokens: int = 4096,
+        gradient_checkpointing: bool = False,
     ) -> None:
         """`models`: base-model name (as `SessionConfig.baseModel` names it) -> local model folder.
-        `device`: None picks cuda when present (bf16), else cpu (fp32)."""
+        `device`: None picks cuda when present (bf16), else cpu (fp32); `cuda` without a working
+        GPU raises ValueError. `gradient_checkpointing`: recompute activations in backward."""
         self.models = {name: Path(path) for name, path in models.items()}
         self.micro_batch_tokens = micro_batch_tokens
-        self.ctx: DistContext = init_distributed(pick_device(device))
+        self.gradient_checkpointing = gradient_checkpointing
+        self.ctx: DistContext = init_distributed(require_device(device))
         self.engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self._closed = False
+        # Set when a command failed on some rank in a way the ranks did not agree on: the process
+        # group may be poisoned (a rank gone, another inside a collective), so nothing runs any more.
+        self.failure: str | None = None
 
     @property
     def rank(self) -> int:
@@ -89,7 +107,13 @@ class Runtime:
             self._command("close", session_id)
 
     def follow(self) -> None:
-        """Ranks > 0: run rank 0's commands until it shuts down."""
+        """Ranks > 0: run rank 0's commands until it shuts down.
+
+        A failure the ranks agreed on (a bad line, an unreadable checkpoint) leaves them in step,
+        and rank 0 reports it. Any other failure may have left this rank's peers inside a model
+        collective that it will never join: this rank then ends the process (exit status 1), and
+        torchrun ends every other rank at once, rather than NCCL's watchdog after 10 minutes.
+        """
         while True:
             name, args = broadcast_command(self.ctx)
             if name == SHUTDOWN:
@@ -97,15 +121,22 @@ class Runtime:
                 return
             try:
                 self._execute(name, *args)
+            except (ProtocolError, AgreedFailure):
+                log.warning("rank %d: command %s refused on every rank", self.ctx.rank, name)
             except Exception:
-                # Rank 0 runs the same command on the same inputs and reports the error.
-                log.exception("rank %d: command %s failed", self.ctx.rank, name)
+                log.exception("rank %d: command %s failed; ending this rank", self.ctx.rank, name)
+                raise RankFailed(f"rank {self.ctx.rank} failed in {name}") from None
 
     def shutdown(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            if self.failure is not None:
+                # A broken group's collectives (even the shutdown broadcast) could wait forever;
+                # the process ends and torchrun ends the rest.
+                self.engines.clear()
+                return
             if self.ctx.world > 1 and self.ctx.leader:
                 broadcast_command(self.ctx, (SHUTDOWN, ()))
             self._teardown()
@@ -114,11 +145,25 @@ class Runtime:
 
     def _command(self, name: str, *args: Any) -> Any:
         with self._lock:
+            if self.failure is not None:
+                raise ProtocolError(
+                    "internal", f"the trainer's ranks are out of step ({self.failure}): restart it"
+                )
             if self._closed:
                 raise ProtocolError("internal", "the trainer is shutting down")
-            if self.ctx.world > 1:
-                broadcast_command(self.ctx, (name, args))
-            return self._execute(name, *args)
+            if self.ctx.world == 1:
+                return self._execute(name, *args)
+            broadcast_command(self.ctx, (name, args))
+            try:
+                return self._execute(name, *args)
+            except (ProtocolError, AgreedFailure):
+                raise
+            except Exception as err:
+                # Another rank failed (its peer connection closed under a collective) or this one
+                # did: the process group is unusable. /health reports it, and the server ends.
+                self.failure = f"{name} failed on rank {self.ctx.rank}: {err!r}"
+                log.error("the trainer's ranks are out of step: %s", self.failure)
+                raise
 
     def _execute(self, name: str, *args: Any) -> Any:
         if name == "open":
@@ -127,7 +172,12 @@ class Runtime:
             if old is not None:
                 old.close()
             self.engines[session_id] = Engine(
-                self.models[config.baseModel], config, self.ctx, self.micro_batch_tokens, resume
+                self.models[config.baseModel],
+                config,
+                self.ctx,
+                self.micro_batch_tokens,
+                resume,
+                gradient_checkpointing=self.gradient_checkpointing,
             )
             return None
         if name == "train_step":

@@ -38,6 +38,7 @@ _VERSIONED = re.compile(r"^/v(\d+)(?:/|$)")
 def create_app(sessions: Sessions) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sessions.start()
         yield
         await sessions.aclose()
 
@@ -60,13 +61,17 @@ def create_app(sessions: Sessions) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return _json(
-            {
-                "protocolVersion": PROTOCOL_VERSION,
-                "sessions": sessions.count(),
-                "models": sessions.model_names,
-            }
-        )
+        # 503 once the ranks are out of step (a rank died mid-step): a probe restarts the trainer.
+        failure = sessions.failure
+        body: dict[str, object] = {
+            "protocolVersion": PROTOCOL_VERSION,
+            "status": "ok" if failure is None else "failed",
+            "sessions": sessions.count(),
+            "models": sessions.model_names,
+        }
+        if failure is not None:
+            body["error"] = failure
+        return _json(body, 200 if failure is None else 503)
 
     @app.post("/v1/sessions")
     async def create_session(request: Request) -> JSONResponse:
@@ -78,6 +83,11 @@ def create_app(sessions: Sessions) -> FastAPI:
     @app.get("/v1/sessions/{session_id}")
     async def get_session(session_id: str) -> JSONResponse:
         return _json(sessions.get(session_id))
+
+    @app.delete("/v1/sessions/{session_id}")
+    async def delete_session(session_id: str) -> JSONResponse:
+        await sessions.delete(session_id)
+        return _json({"protocolVersion": PROTOCOL_VERSION, "sessionId": session_id, "deleted": True})
 
     @app.post("/v1/sessions/{session_id}/steps")
     async def train_step(session_id: str, request: Request) -> JSONResponse:

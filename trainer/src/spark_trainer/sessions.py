@@ -16,8 +16,9 @@ import math
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -51,6 +52,10 @@ from .s3 import ObjectNotFound, ObjectStore
 T = TypeVar("T")
 log = logging.getLogger("spark_trainer.sessions")
 
+# Sessions idle this long are closed: a run that went away must not hold GPU memory for ever, and
+# one that comes back is recreated from its last checkpoint (`--session-idle-timeout`).
+DEFAULT_IDLE_TIMEOUT_S = 6 * 3600.0
+
 
 class Engine(Protocol):
     """What the session layer needs of `runtime.Runtime` (tests may wrap it)."""
@@ -82,6 +87,8 @@ class Session:
     log: list[AppliedStep] = field(default_factory=list)
     last_checkpoint: CheckpointInfo | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # time.monotonic() at the end of its last request: idle sessions are evicted after a while.
+    last_used: float = field(default_factory=time.monotonic)
 
     @property
     def last_applied(self) -> int | None:
@@ -115,7 +122,13 @@ class Sessions:
         *,
         scratch_dir: Path | None = None,
         inference_api_key: str | None = None,
+        idle_timeout_s: float | None = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
+        """`idle_timeout_s`: a session no request touched for this long is closed and its memory
+        freed (None: never); its next request answers `unknown-session`, and the control plane
+        creates it again from its last checkpoint."""
+        self._idle_timeout_s = idle_timeout_s
+        self._evictor: asyncio.Task[None] | None = None
         self._engine = engine
         self._store = store
         self._models = dict(models)
@@ -135,14 +148,82 @@ class Sessions:
     def count(self) -> int:
         return len(self._sessions)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the compute side can no longer run anything (its ranks are out of step), or None."""
+        return getattr(self._engine, "failure", None)
+
+    def start(self) -> None:
+        """Starts evicting idle sessions (call from the running event loop)."""
+        if self._idle_timeout_s is not None and self._evictor is None:
+            self._evictor = asyncio.get_running_loop().create_task(self._evict_idle_forever())
+
     async def aclose(self) -> None:
+        if self._evictor is not None:
+            self._evictor.cancel()
         await self._http.aclose()
         self._compute.shutdown(wait=True)
+
+    async def _evict_idle_forever(self) -> None:
+        assert self._idle_timeout_s is not None
+        every = min(60.0, max(self._idle_timeout_s / 4, 0.05))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.evict_idle()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("evicting idle sessions failed")
+
+    async def evict_idle(self, now: float | None = None) -> list[str]:
+        """Closes every session idle for longer than the idle timeout; returns their IDs. A
+        session with a request running or waiting is not idle (its lock is held)."""
+        if self._idle_timeout_s is None:
+            return []
+        now = time.monotonic() if now is None else now
+        evicted = []
+        for session in list(self._sessions.values()):
+            if session.lock.locked() or now - session.last_used <= self._idle_timeout_s:
+                continue
+            async with session.lock:
+                gone = self._sessions.get(session.id) is not session
+                if gone or now - session.last_used <= self._idle_timeout_s:
+                    continue
+                await self._close(session)
+                log.info("session %s: evicted after %.0f s idle", session.id, now - session.last_used)
+                evicted.append(session.id)
+        return evicted
+
+    async def _close(self, session: Session) -> None:
+        """Drops the session and frees its model (the caller holds its lock)."""
+        del self._sessions[session.id]
+        if session.status != "failed":  # a failed session's model is already freed
+            await self._run_engine(self._engine.close, session.id)
+
+    # -- DELETE /v1/sessions/{id} -------------------------------------------------------------
+
+    async def delete(self, session_id: str) -> None:
+        """Closes the session and frees its memory; afterwards it is `unknown-session`. Waits for
+        the session's running request, as every request of a session does."""
+        session = self._session(session_id)
+        async with session.lock:
+            if self._sessions.get(session_id) is not session:
+                raise ProtocolError("unknown-session", f"no session '{session_id}' on this trainer")
+            await self._close(session)
+        log.info("session %s: deleted", session_id)
 
     # -- helpers ------------------------------------------------------------------------------
 
     async def _run_engine(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._compute, fn, *args)
+
+    @asynccontextmanager
+    async def _using(self, session: Session) -> AsyncIterator[None]:
+        """The session's lock for one request; the session counts as used until it ends."""
+        async with session.lock:
+            try:
+                yield
+            finally:
+                session.last_used = time.monotonic()
 
     def _scratch(self) -> tempfile.TemporaryDirectory[str]:
         return tempfile.TemporaryDirectory(prefix="spark-trainer-", dir=self._scratch_dir)
@@ -210,7 +291,7 @@ class Sessions:
             )
         session = Session(id=session_id, config=config)
         self._sessions[session_id] = session
-        async with session.lock:
+        async with self._using(session):
             try:
                 await self._load(session)
             except BaseException:
@@ -234,6 +315,7 @@ class Sessions:
             directory = Path(scratch)
             await asyncio.to_thread(checkpoints.download, self._store, uri, marker, directory)
             state = checkpoints.read_state(directory, uri)
+            checkpoints.check_optimizer(marker, state.engine, config, uri)
             await self._run_engine(self._engine.open, session.id, config, (directory, state.engine))
         session.log = list(state.log)
         session.last_checkpoint = checkpoints.info(uri, marker.step)
@@ -241,13 +323,15 @@ class Sessions:
     # -- GET /v1/sessions/{id} ----------------------------------------------------------------
 
     def get(self, session_id: str) -> SessionState:
-        return self._session(session_id).state()
+        session = self._session(session_id)
+        session.last_used = time.monotonic()  # a control plane that still asks still wants it
+        return session.state()
 
     # -- POST /v1/sessions/{id}/steps ---------------------------------------------------------
 
     async def train_step(self, session_id: str, request: TrainStepRequest) -> TrainStepResponse:
         session = self._session(session_id)
-        async with session.lock:
+        async with self._using(session):
             self._usable(session)
             done = next((s for s in session.log if s.step == request.step), None)
             if done is not None:
@@ -339,7 +423,7 @@ class Sessions:
         self, session_id: str, request: SaveCheckpointRequest
     ) -> SaveCheckpointResponse:
         session = self._session(session_id)
-        async with session.lock:
+        async with self._using(session):
             self._usable(session)
             last = session.last_applied
             # `"step": null` (initial weights) is a claim too; only an absent step is no claim.
@@ -378,7 +462,15 @@ class Sessions:
             return False
         with self._scratch() as scratch:
             directory = Path(scratch)
-            engine = await self._run_engine(self._engine.save, session.id, directory)
+            try:
+                engine = await self._run_engine(self._engine.save, session.id, directory)
+            except ProtocolError:
+                raise
+            except Exception as err:
+                # Weights that cannot be saved (non-finite ones) are in an unknown state: the way
+                # on is the last committed checkpoint, as after a failed step.
+                await self._fail(session, f"checkpoint at {uri} failed: {err!r}")
+                raise ProtocolError("internal", f"checkpoint at {uri} failed: {err!r}") from err
             state = TrainerState(sessionId=session.id, step=last, log=session.log, engine=engine)
             checkpoints.write_state(directory, state)
             try:
@@ -407,7 +499,7 @@ class Sessions:
 
     async def publish(self, session_id: str, request: PublishRequest) -> PublishResponse:
         session = self._session(session_id)
-        async with session.lock:
+        async with self._using(session):
             self._usable(session)
             if session.config.adapter.kind != "lora":
                 raise ProtocolError(

@@ -3,8 +3,9 @@
 The prompt is the chat template rendered as text with the generation prompt, tokenised without
 adding special tokens (the template already wrote them); the completion is tokenised on its own
 (a server's generated tokens never straddle the prompt's end) and followed by the end-of-turn
-token, which the model must learn to emit. Only completion tokens (and that end-of-turn token)
-carry loss.
+token, which the model must learn to emit, unless the completion was cut at the token limit
+(`finishReason: "length"`): the policy never sampled an ending there. Only completion tokens (and
+that end-of-turn token) carry loss.
 """
 
 from __future__ import annotations
@@ -133,21 +134,33 @@ def token_advantages(
     return out
 
 
+def ended_turn(finish_reason: str | None) -> bool:
+    """Whether the policy sampled its end-of-turn token: `stop` (or no reason given, as v1 lines
+    before `finishReason` say nothing). A completion cut at the token limit (`length`) never
+    sampled it, so training it would teach an ending the policy did not choose."""
+    return finish_reason is None or finish_reason == "stop"
+
+
 def encode_example(
     tokenizer: PreTrainedTokenizerBase,
     prompt: Sequence[ChatMessage | dict[str, Any]],
     completion: str,
     advantage: float = 1.0,
     step_advantages: Sequence[StepAdvantage] | None = None,
+    *,
+    ended: bool = True,
 ) -> EncodedExample:
-    """Prompt, completion and end-of-turn as token ids, with one weight per completion token."""
+    """Prompt, completion and (when `ended`) end-of-turn as token ids, with one weight per
+    completion token."""
     prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     enc = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
     completion_ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
     weights = token_advantages(completion, offsets, advantage, step_advantages)  # type: ignore[arg-type]
+    end = [end_of_turn_id(tokenizer)] if ended else []
     return EncodedExample(
-        input_ids=[*prompt_ids, *completion_ids, end_of_turn_id(tokenizer)],
+        input_ids=[*prompt_ids, *completion_ids, *end],
         prompt_len=len(prompt_ids),
-        token_weights=weights,
+        # token_advantages gives the end-of-turn token's value last.
+        token_weights=weights if ended else weights[:-1],
     )
