@@ -89,6 +89,7 @@ describe('the neural world learns through the pipeline', () => {
       const [base, prm] = await Promise.all([evaluate(PRM_BASE, 'base'), evaluate(trained.model!.modelName, 'prm')]);
       const lines = async (uri: string) => (await store.getText(uri)).trim().split('\n').map((l) => JSON.parse(l) as PredictionLine);
       const gain = pairedF1Gain(await lines(base.predictions.uri), await lines(prm.predictions.uri), { seed: runName });
+      console.error(`[learning] base:\n${base.markdown}\nfine-tuned:\n${prm.markdown}\nlosses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
       console.error(`[learning] PRM F1 ${(base.report.scores.average.f1 ?? 0).toFixed(3)} → ${(prm.report.scores.average.f1 ?? 0).toFixed(3)}; gain ${gain.mean.toFixed(3)} [${gain.lo.toFixed(3)}, ${gain.hi.toFixed(3)}]`);
       // More than the noise: the whole 95% interval of the paired gain lies above 0.
       expect(gain.lo).toBeGreaterThan(0);
