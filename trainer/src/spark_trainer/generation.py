@@ -304,6 +304,11 @@ class Scheduler:
             self._queue.append(job)
             self._cond.notify()
 
+    def waiting(self) -> int:
+        """Requests queued and not wholly admitted yet."""
+        with self._cond:
+            return len(self._queue)
+
     @contextmanager
     def hold(self) -> Iterator[None]:
         """No admissions while inside: requests submitted meanwhile join one batch after it."""
