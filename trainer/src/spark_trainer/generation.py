@@ -433,7 +433,9 @@ class Scheduler:
                 sample.finish_reason = "length"
             if sample.finish_reason is not None:
                 row.job.unfinished -= 1
-                if row.job.unfinished == 0:
+                # A future cancelled by its waiter (asyncio.wrap_future cancels it when the
+                # request is) takes no result; the batch goes on for the others.
+                if row.job.unfinished == 0 and not row.job.future.done():
                     row.job.future.set_result(row.job.samples)
 
     def _compact(self, force: bool) -> None:
