@@ -3,7 +3,8 @@
   serve --port P --model NAME=DIR [--model NAME=DIR ...] [--publish-dir D] [--host H]
         [--inference-api-key-env NAME]
       the trainer server (trainer protocol v1); S3 from SPARK_S3_* and AWS_* as the workers read them
-  serve-model --port P --model NAME=DIR [--model ...] [--host H]
+  serve-model --port P --model NAME=DIR [--model ...] [--host H] [--max-batch-size R]
+        [--max-batch-tokens T] [--threads N]
       the development model server (OpenAI chat completions, vLLM's LoRA endpoints); not for production
   make-tiny-model DIR [--seed S]
       a deterministic tiny model with a locally trained tokenizer, for tests
@@ -129,6 +130,16 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--host", default="127.0.0.1")
     model.add_argument("--model", type=_model, action="append", required=True, metavar="NAME=DIR")
     model.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    model.add_argument(
+        "--max-batch-size", type=int, default=128, help="samples decoded together (default 128)"
+    )
+    model.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=65_536,
+        help="KV-cache slots of a batch: rows × the longest row's prompt + max_tokens (default 65536)",
+    )
+    model.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
     tiny = commands.add_parser("make-tiny-model", help="a deterministic tiny model for tests")
     tiny.add_argument("directory", type=Path)
@@ -163,7 +174,18 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "serve-model":
         from .model_server import serve_model
 
-        serve_model(args.port, _models(args.model), host=args.host, device=args.device)
+        if args.threads is not None:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        serve_model(
+            args.port,
+            _models(args.model),
+            host=args.host,
+            device=args.device,
+            max_batch_size=args.max_batch_size,
+            max_batch_tokens=args.max_batch_tokens,
+        )
     elif args.command == "make-world-models":
         from .world.build import make_world_models
 
