@@ -23,7 +23,7 @@ import { sparkPipeline } from '../../src/workflows/index.js';
 import { formatQualityTable, labelQuality } from '../label-quality.js';
 import { followPipeline } from '../pipeline-follow.js';
 import { intOption, withSandboxWorker } from '../sandbox-worker.js';
-import { PRM_BASE, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from './settings.js';
+import { PRM_BASE, WORLD_VERIFIER_SAMPLING, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from './settings.js';
 import { worldDataset, worldProcessBenchSplits } from './world-data.js';
 import { defaultWorldDir, ensureWorld, startWorldServers } from './world-models.js';
 
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
         labels: {
           dataset: { uri: dataset.uri },
           generator: { model: 'policy', sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.solution } },
-          verifier: { model: 'verifier', sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.verification } },
+          verifier: { model: 'verifier', sampling: WORLD_VERIFIER_SAMPLING },
           solutionsPerProblem: 4,
           verificationsPerSolution: 8,
           methods: ['single', 'outcome-majority', 'step-majority'],

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionLine } from '../../src/spark/prm/evaluation.js';
 import type { RlTrainInput } from '../../src/spark/rl/input.js';
 import { evaluatePrm, rlTrain, synthesizeLabels, trainPrm } from '../../src/workflows/index.js';
-import { PRM_BASE, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from '../../sandbox/neural/settings.js';
+import { PRM_BASE, WORLD_VERIFIER_SAMPLING, WORLD_ADAPTER, WORLD_MAX_TOKENS, WORLD_PRM_OPTIMIZER, WORLD_RL_OPTIMIZER } from '../../sandbox/neural/settings.js';
 import { pairedF1Gain } from '../../sandbox/neural/stats.js';
 import { worldDataset, worldProcessBenchSplits } from '../../sandbox/neural/world-data.js';
 import type { World, WorldServers } from '../../sandbox/neural/world-models.js';
@@ -44,7 +44,7 @@ describe('the neural world learns through the pipeline', () => {
     const runName = `neural-prm-${randomUUID().slice(0, 8)}`;
     const settings = world.info.problems;
     await withWorker({ taskQueue }, async () => {
-      const dataset = await worldDataset(store, settings, { seed: 'learning-prm', count: 32 });
+      const dataset = await worldDataset(store, settings, { seed: 'learning-prm', count: 128 });
       const labels = await conn.client.workflow.execute(synthesizeLabels, {
         taskQueue,
         workflowId: `test/${runName}/labels`,
@@ -52,9 +52,9 @@ describe('the neural world learns through the pipeline', () => {
           runName: `${runName}-labels`,
           dataset: { uri: dataset.uri },
           generator: { endpoint: { baseURL: servers.inferenceURL }, model: 'policy', sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.solution } },
-          verifier: { endpoint: { baseURL: servers.inferenceURL }, model: 'verifier', sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.verification } },
-          solutionsPerProblem: 3,
-          verificationsPerSolution: 4,
+          verifier: { endpoint: { baseURL: servers.inferenceURL }, model: 'verifier', sampling: WORLD_VERIFIER_SAMPLING },
+          solutionsPerProblem: 4,
+          verificationsPerSolution: 5,
           methods: ['step-majority'],
           seed: 1,
         }],
@@ -64,7 +64,9 @@ describe('the neural world learns through the pipeline', () => {
         workflowId: `test/${runName}/train`,
         args: [{
           runName, labelsManifestUri: labels.manifest.uri, method: 'step-majority', style: 'prm-cot', trainer: { baseURL: servers.trainerURL },
-          baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 8, checkpointEvery: 2, seed: 2,
+          baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 6, batchSize: 8, checkpointEvery: 8, seed: 2,
+          // The policy solves a quarter of its problems: without balance the PRM learns that every solution is wrong.
+          data: { balance: 'outcome' },
           publish: { inferenceBaseURL: servers.inferenceURL },
         }],
       });
@@ -73,7 +75,7 @@ describe('the neural world learns through the pipeline', () => {
       const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
       expect(mean(losses.slice(-third))).toBeLessThan(mean(losses.slice(0, third)));
 
-      const splits = await worldProcessBenchSplits(store, settings, { seed: 'learning-processbench', rows: 60 });
+      const splits = await worldProcessBenchSplits(store, settings, { seed: 'learning-processbench', rows: 80 });
       const evaluate = (model: string, suffix: string) => conn.client.workflow.execute(evaluatePrm, {
         taskQueue,
         workflowId: `test/${runName}/evaluate-${suffix}`,

@@ -49,7 +49,7 @@ def test_the_tokenizer_keeps_digits_apart_and_merges_the_boilerplate() -> None:
     pieces = [tok.id_to_token(i) for i in tok.encode("Start with 123.").ids]
     digits = [p for p in pieces if any(c.isdigit() for c in p)]
     assert digits == ["1", "2", "3"]
-    assert len(tok.encode(sentence).ids) <= 3
+    assert len(tok.encode(sentence).ids) <= 4  # from 34 characters
 
 
 @pytest.fixture

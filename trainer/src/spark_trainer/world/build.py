@@ -287,7 +287,7 @@ def measure(policy: Any, verifier: Any, tokenizer: PreTrainedTokenizerFast, text
         "policyAccuracy": policy_accuracy(answers, [float(p["answer"]) for p in problems]),
         "verifierStepAccuracy": verifier["stepAccuracy"],
         "verifierBalancedAccuracy": verifier["balancedAccuracy"],
-        "verifier": verifier,
+        "verifierSteps": verifier,
         "policyAsPrm": prm_base,
         "heldout": {"problems": len(problems), "judgedSolutions": len(judged)},
         "samples": {"policy": answers[:3], "verifier": verifications[:2]},
