@@ -74,11 +74,14 @@ async function main(): Promise<void> {
           methods: ['single', 'outcome-majority', 'step-majority'],
           shards: { size: 50 },
         },
-        prm: { method: 'step-majority', style: 'prm-cot', baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 3, batchSize: 16, checkpointEvery: 10, modelName: `${runName}-prm` },
+        prm: { method: 'step-majority', style: 'prm-cot', baseModel: PRM_BASE, adapter: WORLD_ADAPTER, optimizer: WORLD_PRM_OPTIMIZER, epochs: 4, batchSize: 8, checkpointEvery: 10, modelName: `${runName}-prm`,
+          // The policy solves a minority of its problems: without balance the PRM learns that every solution is wrong.
+          data: { balance: 'outcome' } },
         processBench: { splits, baseModel: PRM_BASE, sampling: { temperature: 0, topP: 1, maxTokens: WORLD_MAX_TOKENS.verification } },
         rl: {
           policy: { baseModel: 'policy', model: 'policy', adapter: WORLD_ADAPTER, optimizer: WORLD_RL_OPTIMIZER, sampling: { temperature: 1, topP: 1, maxTokens: WORLD_MAX_TOKENS.solution }, maxInFlight: 16 },
           formulation: 'selective-advantage',
+          rewardModel: { maxTokens: WORLD_MAX_TOKENS.verification },
           dataset: { uri: prompts.uri, fields },
           evaluation: { sets: [{ name: 'held-out', uri: heldOut.uri, fields }], every: 5, maxTokens: WORLD_MAX_TOKENS.solution },
           grpo: { batchSize: 8, groupSize: 8 },

@@ -95,6 +95,8 @@ export const SparkPipelineInputSchema = z
         policy: R.policy.omit({ endpoint: true }).strict(),
         formulation: R.reward.shape.formulation,
         guards: R.reward.shape.guards,
+        /** How stage 3 asks the PRM for each rollout's reward (greedy); the defaults are rlTrain's (4,096 tokens, 64 in flight). */
+        rewardModel: R.reward.shape.prm.unwrap().pick({ maxTokens: true, maxInFlight: true }).partial().strict().optional(),
         /** Training prompts. */
         dataset: R.dataset,
         /** Held-out sets; the evaluation at the last step is the pipeline's final evaluation. */
@@ -223,7 +225,7 @@ export function stageInputs(c: SparkPipelineConfig, refs: { labelsManifestUri: s
       reward: {
         formulation: c.rl.formulation,
         // Baselines (verifiable, random, majority-vote) do not ask a PRM.
-        ...(needsPrm(c.rl.formulation) ? { prm: { endpoint, model: prmModel, style: c.prm.style } } : {}),
+        ...(needsPrm(c.rl.formulation) ? { prm: { endpoint, model: prmModel, style: c.prm.style, ...c.rl.rewardModel } } : {}),
         guards: c.rl.guards,
       },
       dataset: c.rl.dataset,
