@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -75,11 +75,17 @@ def corpus(datasets_dir: Path | None = None) -> Iterator[str]:
 
 def train_tokenizer(datasets_dir: Path | None = None, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
     """A byte-level BPE tokenizer with Qwen2's pre-tokenizer and the ChatML special tokens."""
+    return train_byte_level_bpe(corpus(datasets_dir), vocab_size, QWEN2_SPLIT)
+
+
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, split: str) -> Tokenizer:
+    """Byte-level BPE with the ChatML special tokens, trained on `texts`; `split` (a regex) cuts the
+    text into the pieces merges may not cross."""
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -93,7 +99,7 @@ def train_tokenizer(datasets_dir: Path | None = None, vocab_size: int = VOCAB_SI
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(datasets_dir), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
 
