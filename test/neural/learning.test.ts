@@ -112,13 +112,13 @@ describe('the neural world learns through the pipeline', () => {
       reward: { formulation: 'verifiable' },
       dataset: { uri: prompts.uri, fields },
       // The mean reward on the training prompts themselves, sampled as in training (T = 1), before and after.
-      evaluation: { sets: [{ name: 'prompts', uri: prompts.uri, fields }], every: STEPS, temperature: 1, samples: 8, maxTokens: WORLD_MAX_TOKENS.solution },
+      evaluation: { sets: [{ name: 'prompts', uri: prompts.uri, fields }], every: STEPS, temperature: 1, samples: 16, maxTokens: WORLD_MAX_TOKENS.solution },
       grpo: { batchSize: 8, groupSize: 8, klCoefficient: 0 },
       totalSteps: STEPS,
       checkpointEvery: STEPS,
       seed: 3,
     });
-    const STEPS = 8;
+    const STEPS = 12;
     const id = randomUUID().slice(0, 8);
     const [learnt, control] = await withWorker({ taskQueue }, () => Promise.all([
       conn.client.workflow.execute(rlTrain, { taskQueue, workflowId: `test/neural-grpo-${id}`, args: [input(`neural-grpo-${id}`, servers)] }),
@@ -131,7 +131,7 @@ describe('the neural world learns through the pipeline', () => {
     const up = change(learnt);
     const down = change(control);
     console.error(`[learning] GRPO mean reward on its prompts: ${up.before.toFixed(3)} → ${up.after.toFixed(3)}; flipped: ${down.before.toFixed(3)} → ${down.after.toFixed(3)}`);
-    // Both start from the same weights and sample the same prompts; 16 prompts × 8 samples each.
+    // Both start from the same weights and sample the same prompts; 16 prompts × 16 samples each.
     expect(up.before).toBeCloseTo(down.before, 5);
     expect(up.after - up.before).toBeGreaterThan(0.05);
     expect(down.after - down.before).toBeLessThan(0.02);

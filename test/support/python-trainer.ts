@@ -98,7 +98,10 @@ export class PythonTrainerStack {
     const modelDir = await tinyModelDir();
     const [trainerPort, modelPort] = [await freePort(), await freePort()];
     const publishDir = mkdtempSync(join(tmpdir(), 'spark-publish-'));
-    const modelServer = spawnKillableCommand(python, ['-m', 'spark_trainer', 'serve-model', '--port', String(modelPort), '--model', `${TINY}=${modelDir}`, '--device', 'cpu'], {
+    // One sample per forward pass: a batch's shape changes fp32 rounding, and which requests share a
+    // batch depends on timing, so only unbatched decoding gives the same rollouts in two runs (the
+    // crash tests compare an interrupted run with an uninterrupted one byte for byte).
+    const modelServer = spawnKillableCommand(python, ['-m', 'spark_trainer', 'serve-model', '--port', String(modelPort), '--model', `${TINY}=${modelDir}`, '--device', 'cpu', '--max-batch-size', '1'], {
       env: TORCH_ENV,
       // Unlike `serve`, it prints no ready line: it is ready when it answers.
       readyWhen: async () => (await fetch(`http://127.0.0.1:${modelPort}/health`)).ok,
