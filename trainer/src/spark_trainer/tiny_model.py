@@ -103,6 +103,20 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, split: str) -> T
     return tok
 
 
+def chatml_tokenizer(tok: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A trained tokenizer as transformers saves it: ChatML's end of turn as eos, pad and template."""
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token=IM_END,
+        pad_token=PAD,
+        unk_token=None,
+        model_max_length=model_max_length,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
 # The constant of embedding column 0 when `end_of_turn_lead` is set (see make_tiny_model).
 END_OF_TURN_COLUMN = 10.0
 
@@ -125,15 +139,7 @@ def make_tiny_model(
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=train_tokenizer(datasets_dir),
-        bos_token=None,
-        eos_token=IM_END,
-        pad_token=PAD,
-        unk_token=None,
-        model_max_length=2048,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer = chatml_tokenizer(train_tokenizer(datasets_dir), model_max_length=2048)
     tokenizer.save_pretrained(out)
 
     config = Qwen2Config(

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from ..tiny_model import CHAT_TEMPLATE, IM_END, PAD
+from ..tiny_model import chatml_tokenizer
 from .measure import greedy_answers, policy_accuracy, verifier_accuracy
 from .pretrain import Budget, Shape, encode_examples, new_model, pretrain, read_jsonl
 from .tokenizer import train_world_tokenizer
@@ -178,16 +178,7 @@ def make_tokenizer(text_dir: Path, vocab: int) -> PreTrainedTokenizerFast:
         *read_jsonl(text_dir / "policy-train.jsonl")[:3000],
         *read_jsonl(text_dir / "verifier-train.jsonl")[:3000],
     ]
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=train_world_tokenizer(_corpus(sample), vocab),
-        bos_token=None,
-        eos_token=IM_END,
-        pad_token=PAD,
-        unk_token=None,
-        model_max_length=1024,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return chatml_tokenizer(train_world_tokenizer(_corpus(sample), vocab), model_max_length=1024)
 
 
 def make_world_models(
